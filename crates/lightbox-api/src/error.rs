@@ -1,0 +1,114 @@
+//! API errors. Handlers and extractors fail with an [`ApiError`]. Its response
+//! is the Viewer envelope, `{"type": "...", "message": "...", "field": "..."}`,
+//! and carries the `ApiError` itself as a response extension, so a product with
+//! another envelope re-renders it in one layer (see [`rerender`]).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lightbox_domain::Error;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// A stable, machine-readable kind, e.g. `not_found`.
+    pub kind: &'static str,
+    pub message: String,
+    /// The request field at fault, when one is.
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// A permanent conflict: retrying the same request cannot succeed.
+    pub fn is_permanent_conflict(&self) -> bool {
+        self.status == StatusCode::CONFLICT
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let (status, kind) = match &e {
+            Error::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+            Error::Gone(_) => (StatusCode::GONE, "expired"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::Internal(detail) => {
+                // The detail may name tables or values: log it, never send it.
+                tracing::error!(error = %detail, "internal error");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal server error",
+                );
+            }
+        };
+        let field = match &e {
+            Error::Invalid { field, .. } => field.clone(),
+            _ => None,
+        };
+        ApiError {
+            status,
+            kind,
+            message: e.to_string(),
+            field,
+        }
+    }
+}
+
+impl From<lightbox_store::StoreError> for ApiError {
+    fn from(e: lightbox_store::StoreError) -> Self {
+        ApiError::from(Error::from(e))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({ "type": self.kind, "message": self.message });
+        if let Some(field) = &self.field {
+            body["field"] = serde_json::Value::String(field.clone());
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        // The avara SDK retries every 409 twice unless told not to.
+        if self.is_permanent_conflict() {
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Replaces the body of every error response with `render(error)`; a product
+/// whose envelope differs from the default adds this as a layer on its router.
+pub async fn rerender(render: fn(&ApiError) -> Response, mut response: Response) -> Response {
+    match response.extensions_mut().remove::<ApiError>() {
+        Some(error) => render(&error),
+        None => response,
+    }
+}

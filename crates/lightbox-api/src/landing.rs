@@ -1,0 +1,141 @@
+//! The page a reroute link opens: the study, shown without other credentials
+//! for as long as the link's signature and expiry hold.
+
+use crate::viewer::STUDY_VIEW;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use lightbox_blob::SignError;
+use lightbox_domain::study::Study;
+use lightbox_domain::{OrgId, StudyId, Timestamp};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/viewer/open/{token}", get(open_study))
+}
+
+async fn open_study(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let claims = match state
+        .signer
+        .verify(&token, STUDY_VIEW, Timestamp::now().millis())
+    {
+        Ok(claims) => claims,
+        Err(SignError::Expired) => {
+            return page(
+                StatusCode::GONE,
+                "Link expired",
+                "<p>This link has expired. Ask for a new one.</p>",
+            )
+        }
+        Err(SignError::Invalid) => {
+            return page(
+                StatusCode::FORBIDDEN,
+                "Invalid link",
+                "<p>This link is not valid.</p>",
+            )
+        }
+    };
+    let (Ok(org), Ok(id)) = (OrgId::parse(&claims.org), StudyId::parse(&claims.subject)) else {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Invalid link",
+            "<p>This link is not valid.</p>",
+        );
+    };
+    match state.store.study(org, &id).await {
+        Ok(Some(study)) => page(
+            StatusCode::OK,
+            &format!("Study {}", study.study_instance_uid),
+            &study_html(&study),
+        ),
+        Ok(None) => page(
+            StatusCode::NOT_FOUND,
+            "Study not found",
+            "<p>This study no longer exists.</p>",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "loading study for landing page");
+            page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Error",
+                "<p>Something went wrong. Try again.</p>",
+            )
+        }
+    }
+}
+
+fn study_html(s: &Study) -> String {
+    let assignee = s
+        .assigned_to
+        .as_ref()
+        .map(|u| {
+            format!(
+                "{} {} &lt;{}&gt;",
+                escape(&u.first_name),
+                escape(&u.last_name),
+                escape(&u.email)
+            )
+        })
+        .unwrap_or_else(|| "unassigned".into());
+    let rows = [
+        ("Description", escape(&s.description)),
+        ("Study Instance UID", escape(&s.study_instance_uid)),
+        ("Severity", s.severity.as_str().to_owned()),
+        ("Status", s.viewer_status.as_str().to_owned()),
+        (
+            "Cancelled",
+            if s.is_cancelled {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+        ("Assigned to", assignee),
+        ("Created", s.created_at.to_rfc3339()),
+    ];
+    let mut html = String::from("<dl>");
+    for (label, value) in rows {
+        html.push_str(&format!("<dt>{label}</dt><dd>{value}</dd>"));
+    }
+    html.push_str("</dl>");
+    html
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · Lightbox</title>\
+         <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:48rem}}dt{{font-weight:600}}dd{{margin:0 0 .6rem}}</style>\
+         </head><body><h1>{title}</h1>{body}</body></html>",
+        title = escape(title)
+    );
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    // The token is in the URL: keep it out of caches and Referer headers.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    response
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

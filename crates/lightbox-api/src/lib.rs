@@ -1,0 +1,165 @@
+//! Lightbox's HTTP API: one axum router per product, plus the shared pieces
+//! (auth, errors, extractors, request limits).
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod landing;
+pub mod viewer;
+
+use axum::http::{header, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use lightbox_blob::UrlSigner;
+use lightbox_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+/// Settings the API needs at run time.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The externally visible base URL (e.g. `https://lightbox.example.org`),
+    /// used in links the API hands out. Without it, links use the request's Host.
+    pub public_url: Option<String>,
+    /// How long a reroute (study viewer) link stays valid.
+    pub reroute_ttl: Duration,
+    /// Largest JSON request body accepted.
+    pub max_json_body: usize,
+    /// Longest a request may take before it is answered with 408.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            public_url: None,
+            reroute_ttl: Duration::from_secs(300),
+            max_json_body: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub signer: UrlSigner,
+    pub config: Arc<ApiConfig>,
+}
+
+/// The settings key under which replicas share the URL-signing key.
+pub const SIGNING_KEY_SETTING: &str = "url_signing_key";
+
+impl AppState {
+    /// Builds the state, loading (or creating, once for all replicas) the URL-signing key.
+    pub async fn new(
+        store: Store,
+        config: ApiConfig,
+    ) -> Result<AppState, lightbox_store::StoreError> {
+        let key = store
+            .setting_or_insert(
+                SIGNING_KEY_SETTING,
+                lightbox_domain::credentials::random_secret,
+            )
+            .await?;
+        Ok(AppState {
+            store,
+            signer: UrlSigner::new(key.into_bytes()),
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// The whole HTTP surface of the server.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let x_request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(viewer::router())
+        .merge(landing::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(config.max_json_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| internal_error()))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    // The path only: query strings and signed-link tokens stay out of logs.
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %req.method(), route, request_id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+fn plain_json_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "type": kind, "message": message })),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    plain_json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    plain_json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+fn internal_error() -> Response {
+    plain_json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal server error",
+    )
+}
+
+/// The base URL for links handed to the caller of this request.
+pub(crate) fn public_base(config: &ApiConfig, headers: &axum::http::HeaderMap) -> String {
+    if let Some(url) = &config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}

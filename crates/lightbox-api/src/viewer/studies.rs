@@ -1,0 +1,276 @@
+//! `/v1/viewer/studies` handlers.
+
+use super::wire::{StudyJson, StudyPageJson, SuccessResponse, UrlResponse};
+use super::{Caller, ViewerResult};
+use crate::extract::{nullable, JsonBody, PathParam, QueryMap};
+use crate::{public_base, AppState};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lightbox_blob::Claims;
+use lightbox_domain::pagination::{decode_cursor, encode_cursor, parse_limit};
+use lightbox_domain::study::{
+    Metadata, NewStudy, RefFilter, Severity, StudyFilter, StudyPatch, StudySelector, ViewerStatus,
+};
+use lightbox_domain::{validate, Error, StudyId, Timestamp, UserId};
+use serde::Deserialize;
+
+/// The purpose bound into reroute links; see `crate::landing`.
+pub(crate) const STUDY_VIEW: &str = "study-view";
+const CURSOR_KIND: &str = "studies";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateStudyBody {
+    severity: Severity,
+    study_description: String,
+    study_instance_uid: String,
+    assigned_to: Option<String>,
+    express_customer_id: Option<String>,
+    metadata: Option<Metadata>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateStudyBody>,
+) -> ViewerResult<Response> {
+    let new = NewStudy {
+        study_instance_uid: body.study_instance_uid,
+        description: body.study_description,
+        severity: body.severity,
+        assigned_to: body.assigned_to.as_deref().map(UserId::parse).transpose()?,
+        express_customer_id: body.express_customer_id,
+        metadata: body.metadata.unwrap_or_default(),
+    };
+    let study = state
+        .store
+        .create_study(caller.org_id, &caller.actor(), &new)
+        .await?;
+    Ok((StatusCode::CREATED, Json(StudyJson::from(&study))).into_response())
+}
+
+pub async fn retrieve(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(study_id): PathParam<String>,
+) -> ViewerResult<Response> {
+    let id = StudyId::parse(&study_id)?;
+    let study = state
+        .store
+        .study(caller.org_id, &id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("study {id} not found")))?;
+    Ok(Json(StudyJson::from(&study)).into_response())
+}
+
+pub async fn retrieve_by_uid(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(uid): PathParam<String>,
+) -> ViewerResult<Response> {
+    validate::dicom_uid("studyInstanceUid", &uid)?;
+    let study = state
+        .store
+        .study_by_uid(caller.org_id, &uid)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no study with Study Instance UID {uid}")))?;
+    Ok(Json(StudyJson::from(&study)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStudyBody {
+    #[serde(default, deserialize_with = "nullable")]
+    assigned_to: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    metadata: Option<Option<Metadata>>,
+    #[serde(default, deserialize_with = "nullable")]
+    severity: Option<Option<Severity>>,
+    #[serde(default, deserialize_with = "nullable")]
+    study_description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    study_viewer_status: Option<Option<ViewerStatus>>,
+}
+
+/// A field that may be left out but not set to null.
+fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, Error> {
+    match value {
+        Some(None) => Err(Error::invalid(field, format!("{field} cannot be null"))),
+        Some(Some(v)) => Ok(Some(v)),
+        None => Ok(None),
+    }
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(study_id): PathParam<String>,
+    JsonBody(body): JsonBody<UpdateStudyBody>,
+) -> ViewerResult<Response> {
+    let id = StudyId::parse(&study_id)?;
+    let patch = StudyPatch {
+        description: not_null("studyDescription", body.study_description)?,
+        severity: not_null("severity", body.severity)?,
+        viewer_status: not_null("studyViewerStatus", body.study_viewer_status)?,
+        assigned_to: body
+            .assigned_to
+            .map(|a| a.as_deref().map(UserId::parse).transpose())
+            .transpose()?,
+        metadata: body.metadata,
+    };
+    let study = state.store.update_study(caller.org_id, &id, &patch).await?;
+    Ok(Json(StudyJson::from(&study)).into_response())
+}
+
+/// A filter on a nullable reference: `null` or an empty value asks for "none".
+fn ref_filter<T>(
+    query: &QueryMap,
+    key: &str,
+    parse: impl Fn(&str) -> Result<T, Error>,
+) -> Result<Option<RefFilter<T>>, Error> {
+    match query.get(key) {
+        None => Ok(None),
+        Some("") | Some("null") => Ok(Some(RefFilter::IsNull)),
+        Some(value) => parse(value).map(|v| Some(RefFilter::Is(v))),
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, Error> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::invalid(
+            key,
+            format!("{key} must be `true` or `false`, got `{value}`"),
+        )),
+    }
+}
+
+fn study_filter(query: &QueryMap) -> Result<StudyFilter, Error> {
+    let description_contains = query.non_empty("studyDescription").map(str::to_owned);
+    if let Some(needle) = &description_contains {
+        validate::bounded_text("studyDescription", needle, validate::MAX_DESCRIPTION_CHARS)?;
+    }
+    Ok(StudyFilter {
+        assigned_to: ref_filter(query, "assignedTo", UserId::parse)?,
+        express_customer_id: ref_filter(query, "expressCustomerId", |v| {
+            validate::express_customer_id("expressCustomerId", v).map(|_| v.to_owned())
+        })?,
+        is_cancelled: query
+            .non_empty("isCancelled")
+            .map(|v| parse_bool("isCancelled", v))
+            .transpose()?,
+        severity: query
+            .non_empty("severity")
+            .map(Severity::parse)
+            .transpose()?,
+        viewer_status: query
+            .non_empty("studyViewerStatus")
+            .map(ViewerStatus::parse)
+            .transpose()?,
+        description_contains,
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: QueryMap,
+) -> ViewerResult<Response> {
+    let filter = study_filter(&query)?;
+    let limit = parse_limit(query.non_empty("limit"))?;
+    let after = query
+        .non_empty("cursor")
+        .map(|c| decode_cursor(CURSOR_KIND, c, StudyId::parse))
+        .transpose()?;
+    let page = state
+        .store
+        .list_studies(caller.org_id, &filter, limit, after.as_ref())
+        .await?;
+    let cursor = page
+        .next_after
+        .as_ref()
+        .map(|id| encode_cursor(CURSOR_KIND, id.as_str()));
+    Ok(Json(StudyPageJson {
+        studies: page.studies.iter().map(StudyJson::from).collect(),
+        has_more: cursor.is_some(),
+        cursor,
+    })
+    .into_response())
+}
+
+/// Names one study for cancel, uncancel and reroute-url.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StudySelectorBody {
+    study_id: Option<String>,
+    study_instance_uid: Option<String>,
+}
+
+impl StudySelectorBody {
+    fn selector(&self) -> Result<StudySelector, Error> {
+        StudySelector::from_parts(self.study_id.as_deref(), self.study_instance_uid.as_deref())
+    }
+}
+
+async fn set_cancelled(
+    state: &AppState,
+    caller: &Caller,
+    body: &StudySelectorBody,
+    cancel: bool,
+) -> ViewerResult<Response> {
+    let study = state
+        .store
+        .set_cancelled(caller.org_id, &body.selector()?, cancel)
+        .await?;
+    let verb = if cancel { "cancelled" } else { "uncancelled" };
+    Ok(Json(SuccessResponse {
+        success: true,
+        message: Some(format!("study {} {verb}", study.id)),
+    })
+    .into_response())
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<StudySelectorBody>,
+) -> ViewerResult<Response> {
+    set_cancelled(&state, &caller, &body, true).await
+}
+
+pub async fn uncancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<StudySelectorBody>,
+) -> ViewerResult<Response> {
+    set_cancelled(&state, &caller, &body, false).await
+}
+
+/// A link that opens the study in Lightbox's own viewer landing page without
+/// other credentials, valid for `reroute_ttl`.
+pub async fn reroute_url(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<StudySelectorBody>,
+) -> ViewerResult<Response> {
+    let study = state
+        .store
+        .select_study(caller.org_id, &body.selector()?)
+        .await?;
+    let ttl = i64::try_from(state.config.reroute_ttl.as_secs()).unwrap_or(i64::MAX);
+    let token = state.signer.sign(&Claims {
+        purpose: STUDY_VIEW.into(),
+        org: caller.org_id.to_string(),
+        subject: study.id.to_string(),
+        expires_at_ms: Timestamp::now().plus_seconds(ttl).millis(),
+    });
+    let url = format!(
+        "{}/viewer/open/{token}",
+        public_base(&state.config, &headers)
+    );
+    Ok(Json(UrlResponse { url }).into_response())
+}

@@ -1,0 +1,5 @@
+//! Object storage and URL signing.
+
+pub mod signer;
+
+pub use signer::{Claims, SignError, UrlSigner};

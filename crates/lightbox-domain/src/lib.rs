@@ -1,0 +1,17 @@
+//! Lightbox's domain: identifiers, validation rules, models and errors.
+//!
+//! Nothing here performs I/O. The store persists these types, the API maps
+//! them to each product's wire format.
+
+pub mod credentials;
+pub mod error;
+pub mod ids;
+pub mod pagination;
+pub mod study;
+pub mod time;
+pub mod user;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use ids::{ApiKeyId, OAuthClientId, OrgId, StudyId, UserId};
+pub use time::Timestamp;

@@ -1,0 +1,151 @@
+//! Organizations and their credentials.
+
+use crate::{Store, StoreError};
+use lightbox_domain::credentials::{NewApiKey, NewClientSecret};
+use lightbox_domain::user::{InvitedSource, NewUser, User, UserLevel};
+use lightbox_domain::{ApiKeyId, OAuthClientId, OrgId, Timestamp, UserId};
+use sqlx::Row;
+
+pub struct NewOrg {
+    pub name: String,
+    pub owner_email: String,
+}
+
+/// Everything `lightbox admin create-org` hands back. The secrets exist only
+/// here, in memory: the store keeps their digests.
+pub struct CreatedOrg {
+    pub org_id: OrgId,
+    pub owner: User,
+    pub api_key_id: ApiKeyId,
+    pub api_key: String,
+    pub client_id: OAuthClientId,
+    pub client_secret: String,
+}
+
+/// A stored API key, found by its id when a request presents it.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub org_id: OrgId,
+    pub description: String,
+    pub secret_hash: String,
+    pub revoked: bool,
+}
+
+impl Store {
+    /// Creates an organization with its owner, a first API key and a first
+    /// OAuth client, in one transaction.
+    pub async fn create_org(&self, new: &NewOrg) -> Result<CreatedOrg, StoreError> {
+        let now = Timestamp::now();
+        let org_id = OrgId::generate();
+        let owner = NewUser {
+            email: new.owner_email.clone(),
+            first_name: "Owner".into(),
+            last_name: new.name.clone(),
+            middle_name: None,
+            suffix1: None,
+            suffix2: None,
+            phone_number: None,
+            clinic_role: "Other".into(),
+            level: UserLevel::Owner,
+            can_manage_studies: true,
+            has_dashboard_access: true,
+            invited_source: InvitedSource::Dashboard,
+        };
+        let key = NewApiKey::generate();
+        let client_id = OAuthClientId::generate();
+        let client = NewClientSecret::generate();
+
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(org_id.to_string())
+            .bind(&new.name)
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await?;
+        let owner = self.insert_user(&mut tx, org_id, &owner, now).await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, org_id, description, secret_hash, created_by_user_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(key.id.to_string())
+        .bind(org_id.to_string())
+        .bind("Default key")
+        .bind(&key.secret_hash)
+        .bind(owner.reference.id.as_str())
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO oauth_clients (id, org_id, description, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(client_id.as_str())
+        .bind(org_id.to_string())
+        .bind("Default client")
+        .bind(&client.secret_hash)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        Ok(CreatedOrg {
+            org_id,
+            owner,
+            api_key_id: key.id,
+            api_key: key.token,
+            client_id,
+            client_secret: client.secret,
+        })
+    }
+
+    /// Issues another API key for an organization; returns its id and token.
+    pub async fn create_api_key(
+        &self,
+        org_id: OrgId,
+        description: &str,
+        created_by: Option<&UserId>,
+    ) -> Result<(ApiKeyId, String), StoreError> {
+        let key = NewApiKey::generate();
+        sqlx::query(
+            "INSERT INTO api_keys (id, org_id, description, secret_hash, created_by_user_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(key.id.to_string())
+        .bind(org_id.to_string())
+        .bind(description)
+        .bind(&key.secret_hash)
+        .bind(created_by.map(|u| u.as_str().to_owned()))
+        .bind(Timestamp::now().millis())
+        .execute(&self.write)
+        .await?;
+        Ok((key.id, key.token))
+    }
+
+    pub async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, org_id, description, secret_hash, revoked_at FROM api_keys WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| {
+            let org: String = row.try_get("org_id")?;
+            Ok(ApiKeyRecord {
+                id,
+                org_id: OrgId::parse(&org).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                description: row.try_get("description")?,
+                secret_hash: row.try_get("secret_hash")?,
+                revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn org_exists(&self, org_id: OrgId) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 FROM organizations WHERE id = $1")
+            .bind(org_id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .is_some())
+    }
+}

@@ -1,0 +1,333 @@
+//! Viewer studies.
+
+use crate::sql::{like_escape, Sql};
+use crate::users::user_ref;
+use crate::{flag, Store, StoreError};
+use lightbox_domain::study::{
+    Actor, ApiKeyRef, Metadata, NewStudy, RefFilter, Severity, Study, StudyFilter, StudyPatch,
+    StudySelector, ViewerStatus,
+};
+use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+const STUDY_SELECT: &str = "SELECT s.id, s.study_instance_uid, s.description, s.severity, s.viewer_status, \
+     s.is_cancelled, s.cancelled_at, s.express_customer_id, s.metadata, s.created_at, s.updated_at, \
+     a.id AS a_id, a.email AS a_email, a.first_name AS a_first_name, a.last_name AS a_last_name, \
+     a.middle_name AS a_middle_name, a.suffix1 AS a_suffix1, a.suffix2 AS a_suffix2, \
+     c.id AS c_id, c.email AS c_email, c.first_name AS c_first_name, c.last_name AS c_last_name, \
+     c.middle_name AS c_middle_name, c.suffix1 AS c_suffix1, c.suffix2 AS c_suffix2, \
+     k.id AS k_id, k.description AS k_description \
+     FROM studies s \
+     LEFT JOIN users a ON a.org_id = s.org_id AND a.id = s.assigned_to \
+     LEFT JOIN users c ON c.org_id = s.org_id AND c.id = s.created_by_user_id \
+     LEFT JOIN api_keys k ON k.id = s.created_by_api_key_id";
+
+/// One page of a study listing, newest first.
+pub struct StudyPage {
+    pub studies: Vec<Study>,
+    /// Set when more studies follow: the id of the last study on this page.
+    pub next_after: Option<StudyId>,
+}
+
+fn study_from_row(row: &AnyRow) -> Result<Study, StoreError> {
+    let corrupt = |e: Error| StoreError::Corrupt(e.to_string());
+    let metadata: String = row.try_get("metadata")?;
+    let created_by_api_key = match row.try_get::<Option<String>, _>("k_id")? {
+        Some(id) => Some(ApiKeyRef {
+            id: ApiKeyId::parse(&id).map_err(corrupt)?,
+            description: row.try_get("k_description")?,
+        }),
+        None => None,
+    };
+    Ok(Study {
+        id: StudyId::from_trusted(row.try_get("id")?),
+        study_instance_uid: row.try_get("study_instance_uid")?,
+        description: row.try_get("description")?,
+        severity: Severity::parse(row.try_get("severity")?).map_err(corrupt)?,
+        viewer_status: ViewerStatus::parse(row.try_get("viewer_status")?).map_err(corrupt)?,
+        is_cancelled: flag(row, "is_cancelled")?,
+        cancelled_at: row
+            .try_get::<Option<i64>, _>("cancelled_at")?
+            .map(Timestamp::from_millis),
+        assigned_to: user_ref(row, "a_")?,
+        express_customer_id: row.try_get("express_customer_id")?,
+        created_by_api_key,
+        created_by_user: user_ref(row, "c_")?,
+        metadata: serde_json::from_str(&metadata)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        updated_at: Timestamp::from_millis(row.try_get("updated_at")?),
+    })
+}
+
+fn metadata_json(metadata: &Metadata) -> String {
+    serde_json::to_string(metadata).expect("a string map always serialises")
+}
+
+fn not_found(id: &StudyId) -> Error {
+    Error::NotFound(format!("study {id} not found"))
+}
+
+impl Store {
+    pub async fn create_study(
+        &self,
+        org_id: OrgId,
+        actor: &Actor,
+        new: &NewStudy,
+    ) -> Result<Study, Error> {
+        new.validate()?;
+        if let Some(assignee) = &new.assigned_to {
+            self.assignable_user(org_id, assignee).await?;
+        }
+        let (api_key, user) = match actor {
+            Actor::ApiKey(id) => (Some(id.to_string()), None),
+            Actor::User(id) => (None, Some(id.as_str().to_owned())),
+        };
+        let id = StudyId::generate();
+        let now = Timestamp::now();
+        let inserted = sqlx::query(
+            "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, severity, \
+             viewer_status, is_cancelled, assigned_to, express_customer_id, created_by_api_key_id, \
+             created_by_user_id, metadata, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+        )
+        .bind(org_id.to_string())
+        .bind(id.as_str())
+        .bind(&new.study_instance_uid)
+        .bind(&new.description)
+        .bind(new.description.to_lowercase())
+        .bind(new.severity.as_str())
+        .bind(ViewerStatus::Incomplete.as_str())
+        .bind(false)
+        .bind(new.assigned_to.as_ref().map(|u| u.as_str().to_owned()))
+        .bind(new.express_customer_id.clone())
+        .bind(api_key)
+        .bind(user)
+        .bind(metadata_json(&new.metadata))
+        .bind(now.millis())
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from);
+        match inserted {
+            Ok(_) => {}
+            Err(e) if e.is_unique_violation() => {
+                return Err(Error::Conflict(format!(
+                    "a study with Study Instance UID {} already exists in this organization",
+                    new.study_instance_uid
+                )))
+            }
+            Err(e) if e.is_foreign_key_violation() => {
+                return Err(Error::Unprocessable(
+                    "assignedTo does not name a user of this organization".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.study(org_id, &id).await?.ok_or_else(|| not_found(&id))
+    }
+
+    pub async fn study(&self, org_id: OrgId, id: &StudyId) -> Result<Option<Study>, StoreError> {
+        let row = sqlx::query(&format!("{STUDY_SELECT} WHERE s.org_id = $1 AND s.id = $2"))
+            .bind(org_id.to_string())
+            .bind(id.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(study_from_row).transpose()
+    }
+
+    pub async fn study_by_uid(
+        &self,
+        org_id: OrgId,
+        uid: &str,
+    ) -> Result<Option<Study>, StoreError> {
+        let row = sqlx::query(&format!(
+            "{STUDY_SELECT} WHERE s.org_id = $1 AND s.study_instance_uid = $2"
+        ))
+        .bind(org_id.to_string())
+        .bind(uid)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(study_from_row).transpose()
+    }
+
+    /// Finds the study a cancel/uncancel/reroute request names.
+    pub async fn select_study(
+        &self,
+        org_id: OrgId,
+        selector: &StudySelector,
+    ) -> Result<Study, Error> {
+        match selector {
+            StudySelector::Id(id) => self.study(org_id, id).await?.ok_or_else(|| not_found(id)),
+            StudySelector::Uid(uid) => self
+                .study_by_uid(org_id, uid)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no study with Study Instance UID {uid}"))),
+            StudySelector::Both(id, uid) => {
+                let study = self.study(org_id, id).await?.ok_or_else(|| not_found(id))?;
+                if &study.study_instance_uid != uid {
+                    return Err(Error::bad_request(format!(
+                        "studyId {id} and studyInstanceUid {uid} name different studies"
+                    )));
+                }
+                Ok(study)
+            }
+        }
+    }
+
+    pub async fn update_study(
+        &self,
+        org_id: OrgId,
+        id: &StudyId,
+        patch: &StudyPatch,
+    ) -> Result<Study, Error> {
+        patch.validate()?;
+        if let Some(Some(assignee)) = &patch.assigned_to {
+            self.assignable_user(org_id, assignee).await?;
+        }
+        if !patch.is_empty() {
+            let mut sql = Sql::new("UPDATE studies SET updated_at = ");
+            sql.bind(Timestamp::now().millis());
+            if let Some(description) = &patch.description {
+                sql.push(", description = ").bind(description.as_str());
+                sql.push(", description_search = ")
+                    .bind(description.to_lowercase());
+            }
+            if let Some(severity) = patch.severity {
+                sql.push(", severity = ").bind(severity.as_str());
+            }
+            if let Some(status) = patch.viewer_status {
+                sql.push(", viewer_status = ").bind(status.as_str());
+            }
+            if let Some(assignee) = &patch.assigned_to {
+                sql.push(", assigned_to = ")
+                    .bind(assignee.as_ref().map(|u| u.as_str().to_owned()));
+            }
+            if let Some(metadata) = &patch.metadata {
+                let empty = Metadata::new();
+                sql.push(", metadata = ")
+                    .bind(metadata_json(metadata.as_ref().unwrap_or(&empty)));
+            }
+            sql.push(" WHERE org_id = ").bind(org_id.to_string());
+            sql.push(" AND id = ").bind(id.as_str());
+            let done = sql
+                .query()
+                .execute(&self.write)
+                .await
+                .map_err(StoreError::from);
+            match done {
+                Ok(r) if r.rows_affected() == 0 => return Err(not_found(id)),
+                Ok(_) => {}
+                Err(e) if e.is_foreign_key_violation() => {
+                    return Err(Error::Unprocessable(
+                        "assignedTo does not name a user of this organization".into(),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.study(org_id, id).await?.ok_or_else(|| not_found(id))
+    }
+
+    /// Cancels (or uncancels) the study; a study already in that state is a conflict.
+    pub async fn set_cancelled(
+        &self,
+        org_id: OrgId,
+        selector: &StudySelector,
+        cancel: bool,
+    ) -> Result<Study, Error> {
+        let study = self.select_study(org_id, selector).await?;
+        let now = Timestamp::now().millis();
+        let result = sqlx::query(
+            "UPDATE studies SET is_cancelled = $1, cancelled_at = $2, updated_at = $3 \
+             WHERE org_id = $4 AND id = $5 AND is_cancelled = $6",
+        )
+        .bind(cancel)
+        .bind(cancel.then_some(now))
+        .bind(now)
+        .bind(org_id.to_string())
+        .bind(study.id.as_str())
+        .bind(!cancel)
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from)?;
+        if result.rows_affected() == 0 {
+            let state = if cancel {
+                "already cancelled"
+            } else {
+                "not cancelled"
+            };
+            return Err(Error::Conflict(format!("study {} is {state}", study.id)));
+        }
+        self.study(org_id, &study.id)
+            .await?
+            .ok_or_else(|| not_found(&study.id))
+    }
+
+    /// Lists studies newest first, `limit` at a time, continuing after `after`.
+    pub async fn list_studies(
+        &self,
+        org_id: OrgId,
+        filter: &StudyFilter,
+        limit: u32,
+        after: Option<&StudyId>,
+    ) -> Result<StudyPage, StoreError> {
+        let mut sql = Sql::new(STUDY_SELECT);
+        sql.push(" WHERE s.org_id = ").bind(org_id.to_string());
+        if let Some(after) = after {
+            sql.push(" AND s.id < ").bind(after.as_str());
+        }
+        match &filter.assigned_to {
+            Some(RefFilter::Is(user)) => {
+                sql.push(" AND s.assigned_to = ").bind(user.as_str());
+            }
+            Some(RefFilter::IsNull) => {
+                sql.push(" AND s.assigned_to IS NULL");
+            }
+            None => {}
+        }
+        match &filter.express_customer_id {
+            Some(RefFilter::Is(customer)) => {
+                sql.push(" AND s.express_customer_id = ")
+                    .bind(customer.as_str());
+            }
+            Some(RefFilter::IsNull) => {
+                sql.push(" AND s.express_customer_id IS NULL");
+            }
+            None => {}
+        }
+        if let Some(cancelled) = filter.is_cancelled {
+            sql.push(" AND s.is_cancelled = ").bind(cancelled);
+        }
+        if let Some(severity) = filter.severity {
+            sql.push(" AND s.severity = ").bind(severity.as_str());
+        }
+        if let Some(status) = filter.viewer_status {
+            sql.push(" AND s.viewer_status = ").bind(status.as_str());
+        }
+        if let Some(needle) = &filter.description_contains {
+            let pattern = format!("%{}%", like_escape(&needle.to_lowercase()));
+            sql.push(" AND s.description_search LIKE ")
+                .bind(pattern)
+                .push(" ESCAPE '\\'");
+        }
+        // One extra row tells whether another page follows.
+        sql.push(" ORDER BY s.id DESC LIMIT ")
+            .bind(i64::from(limit) + 1);
+
+        let rows = sql.query().fetch_all(&self.read).await?;
+        let mut studies = rows
+            .iter()
+            .map(study_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_after = if studies.len() > limit as usize {
+            studies.truncate(limit as usize);
+            studies.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok(StudyPage {
+            studies,
+            next_after,
+        })
+    }
+}

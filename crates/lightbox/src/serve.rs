@@ -1,0 +1,84 @@
+use crate::config::{init_logging, LogFormat, StoreArgs};
+use clap::Args;
+use lightbox_api::{ApiConfig, AppState};
+use std::io::Write;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "LIGHTBOX_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Base URL clients reach this server at, for the links it hands out
+    /// (default: from each request's Host header).
+    #[arg(long, env = "LIGHTBOX_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Seconds a study reroute link stays valid.
+    #[arg(long, env = "LIGHTBOX_REROUTE_TTL_SECS", default_value_t = 300)]
+    reroute_ttl_secs: u64,
+    /// Seconds a request may take before it is answered with 408.
+    #[arg(long, env = "LIGHTBOX_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
+    #[arg(long, env = "LIGHTBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let store = args.store.open().await?;
+    let backend = match store.dialect() {
+        lightbox_store::Dialect::Sqlite => format!(
+            "sqlite ({})",
+            args.store.data_dir.join("lightbox.db").display()
+        ),
+        lightbox_store::Dialect::Postgres => "postgresql".to_owned(),
+    };
+    let config = ApiConfig {
+        public_url: args.public_url,
+        reroute_ttl: Duration::from_secs(args.reroute_ttl_secs),
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+        ..ApiConfig::default()
+    };
+    let state = AppState::new(store.clone(), config).await?;
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend, "lightbox ready");
+    // One line on stdout that scripts (and the test suite) wait for.
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()?;
+
+    axum::serve(listener, lightbox_api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM; in-flight requests then finish before exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
