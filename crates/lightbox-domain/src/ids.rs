@@ -26,13 +26,18 @@ macro_rules! prefixed_id {
 
             /// Accepts `prefix` + 32 hex digits (either case; stored lowercase).
             pub fn parse(s: &str) -> Result<Self, Error> {
+                Self::parse_for($what, s)
+            }
+
+            /// Like [`Self::parse`], naming `field` of the request in the error.
+            pub fn parse_for(field: &str, s: &str) -> Result<Self, Error> {
                 match s.strip_prefix($prefix) {
                     Some(hex) if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
                         Ok(Self(format!("{}{}", $prefix, hex.to_ascii_lowercase())))
                     }
                     _ => Err(Error::invalid(
-                        $what,
-                        format!("`{s}` is not a valid {} (expected `{}` followed by 32 hex digits)", $what, $prefix),
+                        field,
+                        format!("{field}: `{s}` is not a valid {} (expected `{}` followed by 32 hex digits)", $what, $prefix),
                     )),
                 }
             }

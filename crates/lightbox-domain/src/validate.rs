@@ -16,7 +16,7 @@ pub fn dicom_uid(field: &str, uid: &str) -> Result<()> {
     let fail = |why: &str| {
         Err(Error::invalid(
             field,
-            format!("`{uid}` is not a valid DICOM UID: {why}"),
+            format!("{field}: `{uid}` is not a valid DICOM UID: {why}"),
         ))
     };
     if uid.is_empty() {

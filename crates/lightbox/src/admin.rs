@@ -8,6 +8,7 @@ use lightbox_store::NewOrg;
 use serde_json::json;
 
 #[derive(Subcommand)]
+#[allow(clippy::enum_variant_names)] // the variants are the command names: create-org, create-user, …
 pub enum AdminCommand {
     /// Create an organization with its owner, an API key and an OAuth client.
     CreateOrg(CreateOrgArgs),

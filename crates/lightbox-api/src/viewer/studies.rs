@@ -40,7 +40,11 @@ pub async fn create(
         study_instance_uid: body.study_instance_uid,
         description: body.study_description,
         severity: body.severity,
-        assigned_to: body.assigned_to.as_deref().map(UserId::parse).transpose()?,
+        assigned_to: body
+            .assigned_to
+            .as_deref()
+            .map(|u| UserId::parse_for("assignedTo", u))
+            .transpose()?,
         express_customer_id: body.express_customer_id,
         metadata: body.metadata.unwrap_or_default(),
     };
@@ -116,7 +120,11 @@ pub async fn update(
         viewer_status: not_null("studyViewerStatus", body.study_viewer_status)?,
         assigned_to: body
             .assigned_to
-            .map(|a| a.as_deref().map(UserId::parse).transpose())
+            .map(|a| {
+                a.as_deref()
+                    .map(|u| UserId::parse_for("assignedTo", u))
+                    .transpose()
+            })
             .transpose()?,
         metadata: body.metadata,
     };
@@ -154,7 +162,7 @@ fn study_filter(query: &QueryMap) -> Result<StudyFilter, Error> {
         validate::bounded_text("studyDescription", needle, validate::MAX_DESCRIPTION_CHARS)?;
     }
     Ok(StudyFilter {
-        assigned_to: ref_filter(query, "assignedTo", UserId::parse)?,
+        assigned_to: ref_filter(query, "assignedTo", |v| UserId::parse_for("assignedTo", v))?,
         express_customer_id: ref_filter(query, "expressCustomerId", |v| {
             validate::express_customer_id("expressCustomerId", v).map(|_| v.to_owned())
         })?,

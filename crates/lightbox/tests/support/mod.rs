@@ -1,0 +1,310 @@
+//! Test harness: runs the real `lightbox` binary on a real SQLite file or a
+//! throw-away PostgreSQL database, and talks to it over HTTP on loopback.
+//!
+//! PostgreSQL comes from `LIGHTBOX_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`): each server gets its own
+//! database there, dropped afterwards.
+#![allow(dead_code)]
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_lightbox");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for each `async fn name(backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { super::$name($crate::support::Backend::Sqlite).await } )+ }
+        mod postgres { $(#[tokio::test] async fn $name() { super::$name($crate::support::Backend::Postgres).await } )+ }
+    };
+}
+
+fn admin_database_url() -> String {
+    std::env::var("LIGHTBOX_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A PostgreSQL database that exists for one test.
+struct ThrowawayDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ThrowawayDb {
+    async fn create() -> ThrowawayDb {
+        let admin_url = admin_database_url();
+        let name = format!("lightbox_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at LIGHTBOX_TEST_DATABASE_URL ({admin_url}) is required: {e}")
+        });
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url);
+        let url = format!("{base}/{name}");
+        ThrowawayDb {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for ThrowawayDb {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, so use a fresh one on another thread.
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
+                    let _ = conn
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestServer {
+    child: Child,
+    pub backend: Backend,
+    pub base: String,
+    pub data_dir: TempDir,
+    db: Option<ThrowawayDb>,
+    http: reqwest::Client,
+}
+
+/// Credentials of an organization made with `lightbox admin create-org`.
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub org_id: String,
+    pub user_id: String,
+    pub api_key: String,
+    pub api_key_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        TestServer::start_with(backend, &[]).await
+    }
+
+    /// Starts `lightbox serve` with extra flags and waits until it listens.
+    pub async fn start_with(backend: Backend, extra_args: &[&str]) -> TestServer {
+        let data_dir = TempDir::new().unwrap();
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(ThrowawayDb::create().await),
+        };
+        let log = std::fs::File::create(data_dir.path().join("server.log")).unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("LIGHTBOX_DATA_DIR", data_dir.path())
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(log);
+        if let Some(db) = &db {
+            command.env("DATABASE_URL", &db.url);
+        }
+        let mut child = command.spawn().expect("start lightbox");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                let log =
+                    std::fs::read_to_string(data_dir.path().join("server.log")).unwrap_or_default();
+                panic!("lightbox did not start: {line:?}\n{log}")
+            })
+            .to_owned();
+        TestServer {
+            child,
+            backend,
+            base,
+            data_dir,
+            db,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn database_url(&self) -> Option<&str> {
+        self.db.as_ref().map(|d| d.url.as_str())
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.path().join("lightbox.db")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs `lightbox admin ARGS --json` against this server's database.
+    pub fn admin(&self, args: &[&str]) -> Value {
+        let mut command = Command::new(BIN);
+        command
+            .arg("admin")
+            .args(args)
+            .arg("--json")
+            .env("LIGHTBOX_DATA_DIR", self.data_dir.path())
+            .env_remove("DATABASE_URL");
+        if let Some(url) = self.database_url() {
+            command.env("DATABASE_URL", url);
+        }
+        let out = command.output().expect("run lightbox admin");
+        assert!(
+            out.status.success(),
+            "lightbox admin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
+    }
+
+    pub fn create_org(&self, name: &str) -> Org {
+        let email = format!("owner-{}@example.org", uuid::Uuid::new_v4().simple());
+        let v = self.admin(&["create-org", "--name", name, "--owner-email", &email]);
+        let s = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("create-org output lacks {k}: {v}"))
+                .to_owned()
+        };
+        Org {
+            org_id: s("org_id"),
+            user_id: s("user_id"),
+            api_key: s("api_key"),
+            api_key_id: s("api_key_id"),
+            client_id: s("client_id"),
+            client_secret: s("client_secret"),
+        }
+    }
+
+    /// Adds a member to `org`; returns the user id.
+    pub fn create_user(&self, org: &Org, email: &str) -> String {
+        let v = self.admin(&[
+            "create-user",
+            "--org",
+            &org.org_id,
+            "--email",
+            email,
+            "--first-name",
+            "Rita",
+            "--last-name",
+            "Adler",
+        ]);
+        v["user_id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn api(&self, api_key: &str) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            key: Some(api_key.to_owned()),
+        }
+    }
+
+    pub fn anonymous(&self) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            key: None,
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JSON client bound to one API key.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    key: Option<String>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Api {
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{status}: body is not JSON: {text:?}"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(&body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(&body)).await
+    }
+
+    /// Creates a study and returns it, asserting success.
+    pub async fn create_study(&self, body: Value) -> Value {
+        let r = self.post("/v1/viewer/studies", body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body
+    }
+}
+
+/// A DICOM UID no other test uses.
+pub fn unique_uid() -> String {
+    format!("2.25.{}", uuid::Uuid::new_v4().as_u128() >> 8)
+}
