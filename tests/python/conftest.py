@@ -79,7 +79,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     try:
         admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
     except psycopg.Error as e:
-        message = f"PostgreSQL at {_redacted(admin_url)} is unreachable: {e}"
+        admin, message = None, f"PostgreSQL at {_redacted(admin_url)} is unreachable: {e}"
+    if admin is None:
         if os.environ.get("LIGHTBOX_TEST_SKIP_POSTGRES") == "1":
             pytest.skip(message)
         pytest.fail(

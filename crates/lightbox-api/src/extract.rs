@@ -96,3 +96,18 @@ where
 {
     serde::Deserialize::deserialize(d).map(Some)
 }
+
+/// A [`nullable`] field that may be left out but not set to null.
+pub fn not_null<T>(
+    field: &str,
+    value: Option<Option<T>>,
+) -> Result<Option<T>, lightbox_domain::Error> {
+    match value {
+        Some(None) => Err(lightbox_domain::Error::invalid(
+            field,
+            format!("{field} cannot be null"),
+        )),
+        Some(Some(v)) => Ok(Some(v)),
+        None => Ok(None),
+    }
+}

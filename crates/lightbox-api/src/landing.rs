@@ -1,48 +1,67 @@
-//! The page a reroute link opens: the study, shown without other credentials
-//! for as long as the link's signature and expiry hold.
+//! The pages signed Viewer links open: a study (reroute links) or an ephemeral
+//! session, shown without other credentials while the link's signature and
+//! expiry hold.
 
-use crate::viewer::STUDY_VIEW;
+use crate::viewer::{EPHEMERAL_SESSION, STUDY_VIEW};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use lightbox_blob::SignError;
+use lightbox_blob::{Claims, SignError};
+use lightbox_domain::ephemeral::EphemeralSessionId;
 use lightbox_domain::study::Study;
 use lightbox_domain::{OrgId, StudyId, Timestamp};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/viewer/open/{token}", get(open_study))
+    Router::new()
+        .route("/viewer/open/{token}", get(open_study))
+        .route("/viewer/session/{token}", get(open_session))
+}
+
+fn invalid_link() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "Invalid link",
+        "<p>This link is not valid.</p>",
+    )
+}
+
+/// Verifies a link for `purpose`; on failure, the page to answer with.
+fn verify(state: &AppState, token: &str, purpose: &str) -> Result<(OrgId, Claims), Response> {
+    match state
+        .signer
+        .verify(token, purpose, Timestamp::now().millis())
+    {
+        Ok(claims) => OrgId::parse(&claims.org)
+            .map(|org| (org, claims))
+            .map_err(|_| invalid_link()),
+        Err(SignError::Expired) => Err(page(
+            StatusCode::GONE,
+            "Link expired",
+            "<p>This link has expired. Ask for a new one.</p>",
+        )),
+        Err(SignError::Invalid) => Err(invalid_link()),
+    }
+}
+
+fn server_error(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "loading a signed-link page");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Error",
+        "<p>Something went wrong. Try again.</p>",
+    )
 }
 
 async fn open_study(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let claims = match state
-        .signer
-        .verify(&token, STUDY_VIEW, Timestamp::now().millis())
-    {
-        Ok(claims) => claims,
-        Err(SignError::Expired) => {
-            return page(
-                StatusCode::GONE,
-                "Link expired",
-                "<p>This link has expired. Ask for a new one.</p>",
-            )
-        }
-        Err(SignError::Invalid) => {
-            return page(
-                StatusCode::FORBIDDEN,
-                "Invalid link",
-                "<p>This link is not valid.</p>",
-            )
-        }
+    let (org, claims) = match verify(&state, &token, STUDY_VIEW) {
+        Ok(verified) => verified,
+        Err(page) => return page,
     };
-    let (Ok(org), Ok(id)) = (OrgId::parse(&claims.org), StudyId::parse(&claims.subject)) else {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Invalid link",
-            "<p>This link is not valid.</p>",
-        );
+    let Ok(id) = StudyId::parse(&claims.subject) else {
+        return invalid_link();
     };
     match state.store.study(org, &id).await {
         Ok(Some(study)) => page(
@@ -55,14 +74,34 @@ async fn open_study(State(state): State<AppState>, Path(token): Path<String>) ->
             "Study not found",
             "<p>This study no longer exists.</p>",
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "loading study for landing page");
-            page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "<p>Something went wrong. Try again.</p>",
-            )
+        Err(e) => server_error(e),
+    }
+}
+
+async fn open_session(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let (org, claims) = match verify(&state, &token, EPHEMERAL_SESSION) {
+        Ok(verified) => verified,
+        Err(page) => return page,
+    };
+    let Ok(id) = EphemeralSessionId::parse(&claims.subject) else {
+        return invalid_link();
+    };
+    match state.store.ephemeral_session(org, &id).await {
+        Ok(Some(session)) => {
+            let layout = session
+                .hanging_protocol
+                .as_ref()
+                .map_or("default", |h| h.layout.as_str());
+            let body = format!(
+                "<dl><dt>Retrieval id</dt><dd>{}</dd><dt>Layout</dt><dd>{layout}</dd>\
+                 <dt>Valid until</dt><dd>{}</dd></dl>",
+                escape(&session.retrieval_id),
+                session.expires_at.to_rfc3339()
+            );
+            page(StatusCode::OK, "Viewer session", &body)
         }
+        Ok(None) => invalid_link(),
+        Err(e) => server_error(e),
     }
 }
 

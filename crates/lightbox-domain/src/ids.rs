@@ -3,7 +3,6 @@
 //! time and the id alone is a stable keyset-pagination key.
 
 use crate::error::Error;
-use std::fmt;
 use uuid::Uuid;
 
 macro_rules! prefixed_id {
@@ -17,25 +16,25 @@ macro_rules! prefixed_id {
 
             /// A new, time-ordered id.
             pub fn generate() -> Self {
-                Self::from_uuid(Uuid::now_v7())
+                Self::from_uuid(::uuid::Uuid::now_v7())
             }
 
-            pub fn from_uuid(uuid: Uuid) -> Self {
+            pub fn from_uuid(uuid: ::uuid::Uuid) -> Self {
                 Self(format!("{}{}", $prefix, uuid.simple()))
             }
 
             /// Accepts `prefix` + 32 hex digits (either case; stored lowercase).
-            pub fn parse(s: &str) -> Result<Self, Error> {
+            pub fn parse(s: &str) -> Result<Self, $crate::Error> {
                 Self::parse_for($what, s)
             }
 
             /// Like [`Self::parse`], naming `field` of the request in the error.
-            pub fn parse_for(field: &str, s: &str) -> Result<Self, Error> {
+            pub fn parse_for(field: &str, s: &str) -> Result<Self, $crate::Error> {
                 match s.strip_prefix($prefix) {
                     Some(hex) if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
                         Ok(Self(format!("{}{}", $prefix, hex.to_ascii_lowercase())))
                     }
-                    _ => Err(Error::invalid(
+                    _ => Err($crate::Error::invalid(
                         field,
                         format!("{field}: `{s}` is not a valid {} (expected `{}` followed by 32 hex digits)", $what, $prefix),
                     )),
@@ -52,13 +51,15 @@ macro_rules! prefixed_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
     };
 }
+
+pub(crate) use prefixed_id;
 
 prefixed_id!(
     /// A Viewer study (`stu_…`).
@@ -84,7 +85,7 @@ macro_rules! uuid_id {
                 Self(Uuid::new_v4())
             }
 
-            pub fn parse(s: &str) -> Result<Self, Error> {
+            pub fn parse(s: &str) -> Result<Self, $crate::Error> {
                 Uuid::try_parse(s)
                     .map(Self)
                     .map_err(|_| Error::invalid($what, format!("`{s}` is not a valid UUID")))
@@ -95,8 +96,8 @@ macro_rules! uuid_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 self.0.hyphenated().fmt(f)
             }
         }

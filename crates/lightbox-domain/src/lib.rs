@@ -4,8 +4,10 @@
 //! them to each product's wire format.
 
 pub mod credentials;
+pub mod ephemeral;
 pub mod error;
 pub mod ids;
+pub mod invitation;
 pub mod pagination;
 pub mod study;
 pub mod time;

@@ -193,3 +193,133 @@ mod tests {
         }
     }
 }
+
+/// A partial update of a user (or of a pending invitation, which edits the
+/// invited user). `None` leaves a field alone; for nullable fields
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub middle_name: Option<Option<String>>,
+    pub suffix1: Option<Option<String>>,
+    pub suffix2: Option<Option<String>>,
+    pub phone_number: Option<Option<String>>,
+    pub clinic_role: Option<String>,
+    pub level: Option<UserLevel>,
+    pub can_manage_studies: Option<bool>,
+    pub has_dashboard_access: Option<bool>,
+}
+
+impl UserPatch {
+    pub fn validate(&self) -> Result<()> {
+        if let Some(first) = &self.first_name {
+            validate::required_text("firstName", first, MAX_NAME_CHARS)?;
+        }
+        if let Some(last) = &self.last_name {
+            validate::required_text("lastName", last, MAX_NAME_CHARS)?;
+        }
+        for (field, value) in [
+            ("middleName", &self.middle_name),
+            ("suffix1", &self.suffix1),
+            ("suffix2", &self.suffix2),
+        ] {
+            if let Some(Some(value)) = value {
+                validate::bounded_text(field, value, MAX_NAME_CHARS)?;
+            }
+        }
+        if let Some(Some(phone)) = &self.phone_number {
+            phone_number("phoneNumber", phone)?;
+        }
+        if let Some(role) = &self.clinic_role {
+            clinic_role("clinicRole", role)?;
+        }
+        if self.level == Some(UserLevel::Owner) {
+            return Err(Error::invalid(
+                "level",
+                "level `owner` cannot be given through the API; use admin or member",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The user as it would be after this patch; used to check rules that span fields.
+    pub fn apply(&self, user: &User) -> User {
+        let mut u = user.clone();
+        let r = &mut u.reference;
+        if let Some(v) = &self.first_name {
+            r.first_name = v.clone();
+        }
+        if let Some(v) = &self.last_name {
+            r.last_name = v.clone();
+        }
+        if let Some(v) = &self.middle_name {
+            r.middle_name = v.clone();
+        }
+        if let Some(v) = &self.suffix1 {
+            r.suffix1 = v.clone();
+        }
+        if let Some(v) = &self.suffix2 {
+            r.suffix2 = v.clone();
+        }
+        if let Some(v) = &self.phone_number {
+            u.phone_number = v.clone();
+        }
+        if let Some(v) = &self.clinic_role {
+            u.clinic_role = v.clone();
+        }
+        if let Some(v) = self.level {
+            u.level = v;
+        }
+        if let Some(v) = self.can_manage_studies {
+            u.can_manage_studies = v;
+        }
+        if let Some(v) = self.has_dashboard_access {
+            u.has_dashboard_access = v;
+        }
+        u
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.middle_name.is_none()
+            && self.suffix1.is_none()
+            && self.suffix2.is_none()
+            && self.phone_number.is_none()
+            && self.clinic_role.is_none()
+            && self.level.is_none()
+            && self.can_manage_studies.is_none()
+            && self.has_dashboard_access.is_none()
+    }
+}
+
+/// Rules on a whole user record: "dashboard access is required for admin users",
+/// and the owner's level is fixed.
+pub fn check_user_rules(before: Option<&User>, after: &User) -> Result<()> {
+    if let Some(before) = before {
+        if before.level == UserLevel::Owner && after.level != UserLevel::Owner {
+            return Err(Error::Unprocessable(
+                "the owner's level cannot be changed through the API".into(),
+            ));
+        }
+    }
+    if after.level == UserLevel::Admin && !after.has_dashboard_access {
+        return Err(Error::invalid(
+            "hasDashboardAccess",
+            "admin users must have dashboard access (hasDashboardAccess: true)",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Exact match, ignoring case.
+    pub email: Option<String>,
+    /// Case-insensitive substring.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub level: Option<UserLevel>,
+    pub invited_source: Option<InvitedSource>,
+}

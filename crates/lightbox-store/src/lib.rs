@@ -11,6 +11,7 @@
 //! never fails with "database is locked". Readers use their own pool and,
 //! in WAL mode, never wait for the writer.
 
+mod ephemeral;
 mod error;
 mod orgs;
 mod settings;
@@ -18,9 +19,10 @@ mod sql;
 mod studies;
 mod users;
 
+pub use ephemeral::EphemeralSession;
 pub use error::StoreError;
 pub use orgs::{ApiKeyRecord, CreatedOrg, NewOrg};
-pub use studies::StudyPage;
+pub use users::{Inviter, Page};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};

@@ -1,7 +1,7 @@
 //! Viewer studies.
 
 use crate::sql::{like_escape, Sql};
-use crate::users::user_ref;
+use crate::users::{paginate, user_ref, Page};
 use crate::{flag, Store, StoreError};
 use lightbox_domain::study::{
     Actor, ApiKeyRef, Metadata, NewStudy, RefFilter, Severity, Study, StudyFilter, StudyPatch,
@@ -22,13 +22,6 @@ const STUDY_SELECT: &str = "SELECT s.id, s.study_instance_uid, s.description, s.
      LEFT JOIN users a ON a.org_id = s.org_id AND a.id = s.assigned_to \
      LEFT JOIN users c ON c.org_id = s.org_id AND c.id = s.created_by_user_id \
      LEFT JOIN api_keys k ON k.id = s.created_by_api_key_id";
-
-/// One page of a study listing, newest first.
-pub struct StudyPage {
-    pub studies: Vec<Study>,
-    /// Set when more studies follow: the id of the last study on this page.
-    pub next_after: Option<StudyId>,
-}
 
 fn study_from_row(row: &AnyRow) -> Result<Study, StoreError> {
     let corrupt = |e: Error| StoreError::Corrupt(e.to_string());
@@ -270,7 +263,7 @@ impl Store {
         filter: &StudyFilter,
         limit: u32,
         after: Option<&StudyId>,
-    ) -> Result<StudyPage, StoreError> {
+    ) -> Result<Page<Study, StudyId>, StoreError> {
         let mut sql = Sql::new(STUDY_SELECT);
         sql.push(" WHERE s.org_id = ").bind(org_id.to_string());
         if let Some(after) = after {
@@ -310,24 +303,15 @@ impl Store {
                 .bind(pattern)
                 .push(" ESCAPE '\\'");
         }
-        // One extra row tells whether another page follows.
+        // One extra row tells whether another page follows (see `paginate`).
         sql.push(" ORDER BY s.id DESC LIMIT ")
             .bind(i64::from(limit) + 1);
 
         let rows = sql.query().fetch_all(&self.read).await?;
-        let mut studies = rows
+        let studies = rows
             .iter()
             .map(study_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_after = if studies.len() > limit as usize {
-            studies.truncate(limit as usize);
-            studies.last().map(|s| s.id.clone())
-        } else {
-            None
-        };
-        Ok(StudyPage {
-            studies,
-            next_after,
-        })
+        Ok(paginate(studies, limit, |s| s.id.clone()))
     }
 }

@@ -210,10 +210,13 @@ async fn invalid_input_is_a_400_naming_the_problem(backend: Backend) {
         api.get("/v1/viewer/nothing-here").await.status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        api.get("/v1/viewer/studies/cancel").await.status,
-        StatusCode::METHOD_NOT_ALLOWED
-    );
+    // As upstream, an action path read like a study is a bad study id.
+    let r = api.get("/v1/viewer/studies/cancel").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["field"], "studyId");
+    let r = api.send(reqwest::Method::DELETE, "/v1/viewer/studies/cancel", None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.body["type"], "method_not_allowed");
 }
 
 async fn update_tells_absent_from_null(backend: Backend) {

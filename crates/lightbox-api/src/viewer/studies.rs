@@ -1,8 +1,8 @@
 //! `/v1/viewer/studies` handlers.
 
-use super::wire::{StudyJson, StudyPageJson, SuccessResponse, UrlResponse};
+use super::wire::{page_json, StudyJson, SuccessResponse, UrlResponse};
 use super::{Caller, ViewerResult};
-use crate::extract::{nullable, JsonBody, PathParam, QueryMap};
+use crate::extract::{not_null, nullable, JsonBody, PathParam, QueryMap};
 use crate::{public_base, AppState};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -96,15 +96,6 @@ pub struct UpdateStudyBody {
     study_description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     study_viewer_status: Option<Option<ViewerStatus>>,
-}
-
-/// A field that may be left out but not set to null.
-fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, Error> {
-    match value {
-        Some(None) => Err(Error::invalid(field, format!("{field} cannot be null"))),
-        Some(Some(v)) => Ok(Some(v)),
-        None => Ok(None),
-    }
 }
 
 pub async fn update(
@@ -201,12 +192,8 @@ pub async fn list(
         .next_after
         .as_ref()
         .map(|id| encode_cursor(CURSOR_KIND, id.as_str()));
-    Ok(Json(StudyPageJson {
-        studies: page.studies.iter().map(StudyJson::from).collect(),
-        has_more: cursor.is_some(),
-        cursor,
-    })
-    .into_response())
+    let studies = page.items.iter().map(StudyJson::from).collect();
+    Ok(Json(page_json("studies", studies, cursor)).into_response())
 }
 
 /// Names one study for cancel, uncancel and reroute-url.

@@ -1,8 +1,9 @@
 //! Viewer wire types: exactly the avara SDK's models, camelCase, every key
 //! emitted (null where there is no value).
 
+use lightbox_domain::invitation::Invitation;
 use lightbox_domain::study::{Metadata, Study};
-use lightbox_domain::user::UserRef;
+use lightbox_domain::user::{User, UserRef};
 use lightbox_domain::Timestamp;
 use serde::Serialize;
 
@@ -102,14 +103,6 @@ impl<'a> From<&'a Study> for StudyJson<'a> {
 }
 
 #[derive(Serialize)]
-pub struct StudyPageJson<'a> {
-    pub studies: Vec<StudyJson<'a>>,
-    pub cursor: Option<String>,
-    #[serde(rename = "hasMore")]
-    pub has_more: bool,
-}
-
-#[derive(Serialize)]
 pub struct SuccessResponse {
     pub success: bool,
     pub message: Option<String>,
@@ -118,4 +111,120 @@ pub struct SuccessResponse {
 #[derive(Serialize)]
 pub struct UrlResponse {
     pub url: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserJson<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub clinic_role: &'a str,
+    pub level: &'static str,
+    pub can_manage_studies: bool,
+    pub has_dashboard_access: bool,
+    pub invited_source: &'static str,
+    pub created_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
+    pub middle_name: Option<&'a str>,
+    pub phone_number: Option<&'a str>,
+    pub suffix1: Option<&'a str>,
+    pub suffix2: Option<&'a str>,
+    /// Lightbox extension: false once access is revoked (the SDK model has no such field).
+    pub is_active: bool,
+}
+
+impl<'a> From<&'a User> for UserJson<'a> {
+    fn from(u: &'a User) -> Self {
+        let r = &u.reference;
+        UserJson {
+            user_id: r.id.as_str(),
+            email: &r.email,
+            first_name: &r.first_name,
+            last_name: &r.last_name,
+            clinic_role: &u.clinic_role,
+            level: u.level.as_str(),
+            can_manage_studies: u.can_manage_studies,
+            has_dashboard_access: u.has_dashboard_access,
+            invited_source: u.invited_source.as_str(),
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+            middle_name: r.middle_name.as_deref(),
+            phone_number: u.phone_number.as_deref(),
+            suffix1: r.suffix1.as_deref(),
+            suffix2: r.suffix2.as_deref(),
+            is_active: u.is_active,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationJson<'a> {
+    pub invitation_id: &'a str,
+    pub user_id: &'a str,
+    pub clinic_id: String,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub clinic_role: &'a str,
+    pub level: &'static str,
+    pub can_manage_studies: bool,
+    pub has_dashboard_access: bool,
+    pub invited_source: &'static str,
+    pub status: &'static str,
+    /// null for invitations sent through the API (then `invitedByApiKeyId` is set).
+    pub inviter_id: Option<&'a str>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub expiry: Option<Timestamp>,
+    pub invited_by_api_key_id: Option<String>,
+    pub middle_name: Option<&'a str>,
+    pub phone_number: Option<&'a str>,
+    pub suffix1: Option<&'a str>,
+    pub suffix2: Option<&'a str>,
+}
+
+impl<'a> From<&'a Invitation> for InvitationJson<'a> {
+    fn from(i: &'a Invitation) -> Self {
+        let u = &i.user;
+        let r = &u.reference;
+        InvitationJson {
+            invitation_id: i.id.as_str(),
+            user_id: r.id.as_str(),
+            clinic_id: i.org_id.to_string(),
+            email: &r.email,
+            first_name: &r.first_name,
+            last_name: &r.last_name,
+            clinic_role: &u.clinic_role,
+            level: u.level.as_str(),
+            can_manage_studies: u.can_manage_studies,
+            has_dashboard_access: u.has_dashboard_access,
+            invited_source: u.invited_source.as_str(),
+            status: i.status.as_str(),
+            inviter_id: i.inviter_id.as_ref().map(|u| u.as_str()),
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            expiry: i.expiry,
+            invited_by_api_key_id: i.invited_by_api_key_id.map(|k| k.to_string()),
+            middle_name: r.middle_name.as_deref(),
+            phone_number: u.phone_number.as_deref(),
+            suffix1: r.suffix1.as_deref(),
+            suffix2: r.suffix2.as_deref(),
+        }
+    }
+}
+
+/// One page of a listing: `{"<items key>": [...], "cursor": ..., "hasMore": ...}`.
+pub fn page_json<T: Serialize>(
+    items_key: &str,
+    items: Vec<T>,
+    cursor: Option<String>,
+) -> serde_json::Value {
+    serde_json::json!({
+        items_key: items,
+        "hasMore": cursor.is_some(),
+        "cursor": cursor,
+    })
 }
