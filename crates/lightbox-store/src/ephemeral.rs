@@ -28,7 +28,7 @@ impl Store {
         .bind(org_id.to_string())
         .bind(session.id.as_str())
         .bind(&session.retrieval_id)
-        .bind(session.hanging_protocol.as_ref().map(|h| serde_json::to_string(h)).transpose()?)
+        .bind(session.hanging_protocol.as_ref().map(serde_json::to_string).transpose()?)
         .bind(session.options.as_ref().map(|o| o.to_string()))
         .bind(api_key.to_string())
         .bind(Timestamp::now().millis())

@@ -214,7 +214,9 @@ async fn invalid_input_is_a_400_naming_the_problem(backend: Backend) {
     let r = api.get("/v1/viewer/studies/cancel").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["field"], "studyId");
-    let r = api.send(reqwest::Method::DELETE, "/v1/viewer/studies/cancel", None).await;
+    let r = api
+        .send(reqwest::Method::DELETE, "/v1/viewer/studies/cancel", None)
+        .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.body["type"], "method_not_allowed");
 }
