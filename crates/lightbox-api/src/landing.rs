@@ -28,21 +28,23 @@ fn invalid_link() -> Response {
     )
 }
 
-/// Verifies a link for `purpose`; on failure, the page to answer with.
-fn verify(state: &AppState, token: &str, purpose: &str) -> Result<(OrgId, Claims), Response> {
-    match state
+/// Verifies a link for `purpose` and reads the organization it is for.
+fn verify(state: &AppState, token: &str, purpose: &str) -> Result<(OrgId, Claims), SignError> {
+    let claims = state
         .signer
-        .verify(token, purpose, Timestamp::now().millis())
-    {
-        Ok(claims) => OrgId::parse(&claims.org)
-            .map(|org| (org, claims))
-            .map_err(|_| invalid_link()),
-        Err(SignError::Expired) => Err(page(
+        .verify(token, purpose, Timestamp::now().millis())?;
+    let org = OrgId::parse(&claims.org).map_err(|_| SignError::Invalid)?;
+    Ok((org, claims))
+}
+
+fn link_error(e: SignError) -> Response {
+    match e {
+        SignError::Expired => page(
             StatusCode::GONE,
             "Link expired",
             "<p>This link has expired. Ask for a new one.</p>",
-        )),
-        Err(SignError::Invalid) => Err(invalid_link()),
+        ),
+        SignError::Invalid => invalid_link(),
     }
 }
 
@@ -58,7 +60,7 @@ fn server_error(e: impl std::fmt::Display) -> Response {
 async fn open_study(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let (org, claims) = match verify(&state, &token, STUDY_VIEW) {
         Ok(verified) => verified,
-        Err(page) => return page,
+        Err(e) => return link_error(e),
     };
     let Ok(id) = StudyId::parse(&claims.subject) else {
         return invalid_link();
@@ -81,7 +83,7 @@ async fn open_study(State(state): State<AppState>, Path(token): Path<String>) ->
 async fn open_session(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let (org, claims) = match verify(&state, &token, EPHEMERAL_SESSION) {
         Ok(verified) => verified,
-        Err(page) => return page,
+        Err(e) => return link_error(e),
     };
     let Ok(id) = EphemeralSessionId::parse(&claims.subject) else {
         return invalid_link();
