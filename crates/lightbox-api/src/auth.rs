@@ -1,10 +1,13 @@
 //! Credentials on requests.
 
+use crate::audit::{AuditActor, AuditSlot};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use lightbox_domain::audit::ActorKind;
 use lightbox_domain::credentials::{parse_api_key, secret_matches};
+use lightbox_domain::OrgId;
 use lightbox_store::ApiKeyRecord;
 
 /// The bearer token of a request, if it has one.
@@ -26,5 +29,31 @@ pub async fn api_key(parts: &Parts, state: &AppState) -> Result<ApiKeyRecord, Ap
     if record.revoked || !secret_matches(secret, &record.secret_hash) {
         return Err(invalid());
     }
+    identified(
+        parts,
+        state,
+        record.org_id,
+        ActorKind::ApiKey,
+        record.id.to_string(),
+    )?;
     Ok(record)
+}
+
+/// Records who the request acts as (for the audit trail), then applies the
+/// credential's rate limit.
+pub fn identified(
+    parts: &Parts,
+    state: &AppState,
+    org_id: OrgId,
+    kind: ActorKind,
+    id: String,
+) -> Result<(), ApiError> {
+    if let Some(slot) = parts.extensions.get::<AuditSlot>() {
+        slot.set(AuditActor {
+            org_id,
+            kind,
+            id: Some(id.clone()),
+        });
+    }
+    state.rate_limit(&id)
 }

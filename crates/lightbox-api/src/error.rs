@@ -16,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, when one is.
     pub field: Option<String>,
+    /// Seconds to wait before retrying (sent as `Retry-After`), for 429s.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -25,6 +27,18 @@ impl ApiError {
             kind,
             message: message.into(),
             field: None,
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests for this credential; retry in {retry_after_secs} s"),
+            )
         }
     }
 
@@ -74,6 +88,7 @@ impl From<Error> for ApiError {
             kind,
             message: e.to_string(),
             field,
+            retry_after_secs: None,
         }
     }
 }
@@ -96,6 +111,9 @@ impl IntoResponse for ApiError {
         if self.is_permanent_conflict() {
             headers.insert("x-should-retry", HeaderValue::from_static("false"));
         }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -104,11 +122,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Replaces the body of every error response with `render(error)`; a product
-/// whose envelope differs from the default adds this as a layer on its router.
+/// Replaces the body of every error response with `render(error)`, keeping
+/// its headers (`Retry-After`, `x-should-retry`, …); a product whose envelope
+/// differs from the default adds this as a layer on its router.
 pub async fn rerender(render: fn(&ApiError) -> Response, mut response: Response) -> Response {
     match response.extensions_mut().remove::<ApiError>() {
-        Some(error) => render(&error),
+        Some(error) => {
+            let mut rendered = render(&error);
+            for (name, value) in response.headers() {
+                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                    rendered.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
+            rendered
+        }
         None => response,
     }
 }

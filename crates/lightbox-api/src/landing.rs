@@ -2,14 +2,17 @@
 //! session, shown without other credentials while the link's signature and
 //! expiry hold.
 
+use crate::audit::{about, AuditActor, AuditSlot};
 use crate::viewer::{EPHEMERAL_SESSION, STUDY_VIEW};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use lightbox_blob::{Claims, SignError};
+use lightbox_domain::audit::ActorKind;
 use lightbox_domain::ephemeral::EphemeralSessionId;
 use lightbox_domain::study::Study;
 use lightbox_domain::{OrgId, StudyId, Timestamp};
@@ -28,12 +31,25 @@ fn invalid_link() -> Response {
     )
 }
 
-/// Verifies a link for `purpose` and reads the organization it is for.
-fn verify(state: &AppState, token: &str, purpose: &str) -> Result<(OrgId, Claims), SignError> {
+/// Verifies a link for `purpose` and reads the organization it is for; the
+/// audit trail then attributes the visit to the link's subject.
+fn verify(
+    state: &AppState,
+    slot: Option<&AuditSlot>,
+    token: &str,
+    purpose: &str,
+) -> Result<(OrgId, Claims), SignError> {
     let claims = state
         .signer
         .verify(token, purpose, Timestamp::now().millis())?;
     let org = OrgId::parse(&claims.org).map_err(|_| SignError::Invalid)?;
+    if let Some(slot) = slot {
+        slot.set(AuditActor {
+            org_id: org,
+            kind: ActorKind::SignedLink,
+            id: Some(claims.subject.clone()),
+        });
+    }
     Ok((org, claims))
 }
 
@@ -57,8 +73,12 @@ fn server_error(e: impl std::fmt::Display) -> Response {
     )
 }
 
-async fn open_study(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let (org, claims) = match verify(&state, &token, STUDY_VIEW) {
+async fn open_study(
+    State(state): State<AppState>,
+    slot: Option<Extension<AuditSlot>>,
+    Path(token): Path<String>,
+) -> Response {
+    let (org, claims) = match verify(&state, slot.as_deref(), &token, STUDY_VIEW) {
         Ok(verified) => verified,
         Err(e) => return link_error(e),
     };
@@ -66,10 +86,13 @@ async fn open_study(State(state): State<AppState>, Path(token): Path<String>) ->
         return invalid_link();
     };
     match state.store.study(org, &id).await {
-        Ok(Some(study)) => page(
-            StatusCode::OK,
-            &format!("Study {}", study.study_instance_uid),
-            &study_html(&study),
+        Ok(Some(study)) => about(
+            study.id.as_str(),
+            page(
+                StatusCode::OK,
+                &format!("Study {}", study.study_instance_uid),
+                &study_html(&study),
+            ),
         ),
         Ok(None) => page(
             StatusCode::NOT_FOUND,
@@ -80,8 +103,12 @@ async fn open_study(State(state): State<AppState>, Path(token): Path<String>) ->
     }
 }
 
-async fn open_session(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let (org, claims) = match verify(&state, &token, EPHEMERAL_SESSION) {
+async fn open_session(
+    State(state): State<AppState>,
+    slot: Option<Extension<AuditSlot>>,
+    Path(token): Path<String>,
+) -> Response {
+    let (org, claims) = match verify(&state, slot.as_deref(), &token, EPHEMERAL_SESSION) {
         Ok(verified) => verified,
         Err(e) => return link_error(e),
     };

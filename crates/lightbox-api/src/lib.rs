@@ -1,6 +1,8 @@
 //! Lightbox's HTTP API: one axum router per product, plus the shared pieces
 //! (auth, errors, extractors, request limits).
 
+pub mod audit;
+mod audit_api;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -11,8 +13,10 @@ use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use error::ApiError;
 use lightbox_blob::UrlSigner;
 use lightbox_store::Store;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -34,6 +38,13 @@ pub struct ApiConfig {
     pub max_json_body: usize,
     /// Longest a request may take before it is answered with 408.
     pub request_timeout: Duration,
+    /// Requests per second each credential may make on average (0: no limit).
+    pub rate_limit_per_second: u32,
+    /// Requests a credential may make in one burst.
+    pub rate_limit_burst: u32,
+    /// Take the client address for the audit trail from `X-Forwarded-For`
+    /// (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ApiConfig {
@@ -43,15 +54,23 @@ impl Default for ApiConfig {
             reroute_ttl: Duration::from_secs(300),
             max_json_body: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            rate_limit_per_second: 100,
+            rate_limit_burst: 200,
+            trust_forwarded_for: false,
         }
     }
 }
+
+type KeyedLimiter = governor::DefaultKeyedRateLimiter<String>;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub signer: UrlSigner,
     pub config: Arc<ApiConfig>,
+    pub audit: audit::AuditLog,
+    /// Per-credential token buckets, in this process (each replica limits on its own).
+    limiter: Option<Arc<KeyedLimiter>>,
 }
 
 /// The settings key under which replicas share the URL-signing key.
@@ -69,11 +88,38 @@ impl AppState {
                 lightbox_domain::credentials::random_secret,
             )
             .await?;
+        let limiter = NonZeroU32::new(config.rate_limit_per_second).map(|rate| {
+            let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(rate);
+            Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
         Ok(AppState {
+            audit: audit::AuditLog::start(store.clone()),
             store,
             signer: UrlSigner::new(key.into_bytes()),
             config: Arc::new(config),
+            limiter,
         })
+    }
+
+    /// Takes one request from `credential`'s budget, or says when to come back.
+    pub fn rate_limit(&self, credential: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        // Keys are credentials, so the map stays as small as the set of active credentials.
+        if limiter.len() > 100_000 {
+            limiter.retain_recent();
+        }
+        limiter
+            .check_key(&credential.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                ApiError::rate_limited(wait.as_secs() + 1)
+            })
     }
 }
 
@@ -81,10 +127,18 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let x_request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/healthz", get(healthz))
+    // Every route that touches an organization's data is audited.
+    let audited = Router::new()
         .merge(viewer::router())
         .merge(landing::router())
+        .merge(audit_api::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_requests,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(audited)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -3,6 +3,7 @@
 //! Nothing here performs I/O. The store persists these types, the API maps
 //! them to each product's wire format.
 
+pub mod audit;
 pub mod credentials;
 pub mod ephemeral;
 pub mod error;

@@ -22,10 +22,10 @@ macro_rules! wire_enum {
                 match self { $($name::$variant => $wire),+ }
             }
 
-            pub fn parse(s: &str) -> Result<Self> {
+            pub fn parse(s: &str) -> $crate::Result<Self> {
                 match s {
                     $($wire => Ok($name::$variant),)+
-                    _ => Err(Error::invalid(
+                    _ => Err($crate::Error::invalid(
                         $field,
                         format!(
                             "`{s}` is not a valid {}; expected one of: {}",

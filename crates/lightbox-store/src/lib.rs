@@ -11,6 +11,7 @@
 //! never fails with "database is locked". Readers use their own pool and,
 //! in WAL mode, never wait for the writer.
 
+mod audit;
 mod ephemeral;
 mod error;
 mod orgs;

@@ -2,8 +2,9 @@
 
 use crate::config::{init_logging, LogFormat, StoreArgs};
 use clap::{Args, Subcommand};
+use lightbox_domain::audit::AuditFilter;
 use lightbox_domain::user::{InvitedSource, NewUser, UserLevel};
-use lightbox_domain::{validate, OrgId};
+use lightbox_domain::{validate, OrgId, Timestamp};
 use lightbox_store::NewOrg;
 use serde_json::json;
 
@@ -16,6 +17,30 @@ pub enum AdminCommand {
     CreateUser(CreateUserArgs),
     /// Issue another API key for an organization.
     CreateApiKey(CreateApiKeyArgs),
+    /// Show an organization's audit trail, newest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[arg(long)]
+    org: String,
+    /// Only this action, e.g. `study.read`.
+    #[arg(long)]
+    action: Option<String>,
+    /// Only events about this resource id.
+    #[arg(long)]
+    resource_id: Option<String>,
+    /// Only events since this RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -70,6 +95,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::CreateOrg(args) => create_org(args).await,
         AdminCommand::CreateUser(args) => create_user(args).await,
         AdminCommand::CreateApiKey(args) => create_api_key(args).await,
+        AdminCommand::Audit(args) => audit(args).await,
     }
 }
 
@@ -163,5 +189,67 @@ async fn create_api_key(args: CreateApiKeyArgs) -> anyhow::Result<()> {
         args.json,
         json!({ "api_key_id": id.to_string(), "api_key": token }),
     );
+    Ok(())
+}
+
+async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let since = match &args.since {
+        Some(s) => Some(
+            Timestamp::parse_rfc3339(s)
+                .ok_or_else(|| anyhow::anyhow!("--since must be an RFC 3339 time"))?,
+        ),
+        None => None,
+    };
+    let filter = AuditFilter {
+        action: args.action,
+        resource_id: args.resource_id,
+        since,
+        ..AuditFilter::default()
+    };
+    let store = args.store.open().await?;
+    let org_id = existing_org(&store, &args.org).await?;
+    let mut remaining = args.limit;
+    let mut after = None;
+    if !args.json {
+        println!(
+            "{:<24}  {:<13}  {:<26}  {:<10}  {:<38}  {:<36}  client",
+            "time", "actor", "action", "outcome", "resource", "actor id"
+        );
+    }
+    while remaining > 0 {
+        let page = store
+            .list_audit_events(org_id, &filter, remaining.min(100), after.as_ref())
+            .await?;
+        for e in &page.items {
+            if args.json {
+                println!(
+                    "{}",
+                    json!({
+                        "event_id": e.id.as_str(), "occurred_at": e.occurred_at.to_rfc3339(),
+                        "actor_type": e.actor_kind.as_str(), "actor_id": e.actor_id, "action": e.action,
+                        "resource_type": e.resource_type, "resource_id": e.resource_id,
+                        "outcome": e.outcome.as_str(), "status": e.status, "client_ip": e.client_ip,
+                        "request_id": e.request_id,
+                    })
+                );
+            } else {
+                println!(
+                    "{:<24}  {:<13}  {:<26}  {:<10}  {:<38}  {:<36}  {}",
+                    e.occurred_at.to_rfc3339(),
+                    e.actor_kind.as_str(),
+                    e.action,
+                    e.outcome.as_str(),
+                    e.resource_id.as_deref().unwrap_or("-"),
+                    e.actor_id.as_deref().unwrap_or("-"),
+                    e.client_ip.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+        remaining = remaining.saturating_sub(page.items.len() as u32);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
     Ok(())
 }

@@ -22,6 +22,15 @@ pub struct ServeArgs {
     /// Seconds a request may take before it is answered with 408.
     #[arg(long, env = "LIGHTBOX_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
+    /// Requests per second each credential may make on average; 0 turns limiting off.
+    #[arg(long, env = "LIGHTBOX_RATE_LIMIT_PER_SECOND", default_value_t = 100)]
+    rate_limit_per_second: u32,
+    /// Requests a credential may make in one burst.
+    #[arg(long, env = "LIGHTBOX_RATE_LIMIT_BURST", default_value_t = 200)]
+    rate_limit_burst: u32,
+    /// Record the client address from `X-Forwarded-For` (set only behind a proxy that sets it).
+    #[arg(long, env = "LIGHTBOX_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
     #[arg(long, env = "LIGHTBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -40,6 +49,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         reroute_ttl: Duration::from_secs(args.reroute_ttl_secs),
         request_timeout: Duration::from_secs(args.request_timeout_secs),
+        rate_limit_per_second: args.rate_limit_per_second,
+        rate_limit_burst: args.rate_limit_burst,
+        trust_forwarded_for: args.trust_forwarded_for,
         ..ApiConfig::default()
     };
     let state = AppState::new(store.clone(), config).await?;
@@ -52,7 +64,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
 
-    axum::serve(listener, lightbox_api::router(state))
+    // Peer addresses reach the audit trail through ConnectInfo.
+    let app =
+        lightbox_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     store.close().await;

@@ -2,6 +2,7 @@
 
 use super::wire::UrlResponse;
 use super::{Caller, ViewerResult};
+use crate::audit::about;
 use crate::extract::JsonBody;
 use crate::{public_base, AppState};
 use axum::extract::State;
@@ -62,5 +63,8 @@ pub async fn create(
         "{}/viewer/session/{token}",
         public_base(&state.config, &headers)
     );
-    Ok(Json(UrlResponse { url }).into_response())
+    Ok(about(
+        session.id.as_str(),
+        Json(UrlResponse { url }).into_response(),
+    ))
 }

@@ -6,6 +6,8 @@ mod studies;
 mod users;
 mod wire;
 
+pub(crate) use wire::page_json;
+
 pub(crate) use ephemeral::EPHEMERAL_SESSION;
 pub(crate) use studies::STUDY_VIEW;
 

@@ -2,6 +2,7 @@
 
 use super::wire::{page_json, StudyJson, SuccessResponse, UrlResponse};
 use super::{Caller, ViewerResult};
+use crate::audit::about;
 use crate::extract::{not_null, nullable, JsonBody, PathParam, QueryMap};
 use crate::{public_base, AppState};
 use axum::extract::State;
@@ -52,7 +53,10 @@ pub async fn create(
         .store
         .create_study(caller.org_id, &caller.actor(), &new)
         .await?;
-    Ok((StatusCode::CREATED, Json(StudyJson::from(&study))).into_response())
+    Ok(about(
+        study.id.as_str(),
+        (StatusCode::CREATED, Json(StudyJson::from(&study))).into_response(),
+    ))
 }
 
 pub async fn retrieve(
@@ -80,7 +84,10 @@ pub async fn retrieve_by_uid(
         .study_by_uid(caller.org_id, &uid)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no study with Study Instance UID {uid}")))?;
-    Ok(Json(StudyJson::from(&study)).into_response())
+    Ok(about(
+        study.id.as_str(),
+        Json(StudyJson::from(&study)).into_response(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -221,11 +228,14 @@ async fn set_cancelled(
         .set_cancelled(caller.org_id, &body.selector()?, cancel)
         .await?;
     let verb = if cancel { "cancelled" } else { "uncancelled" };
-    Ok(Json(SuccessResponse {
-        success: true,
-        message: Some(format!("study {} {verb}", study.id)),
-    })
-    .into_response())
+    Ok(about(
+        study.id.as_str(),
+        Json(SuccessResponse {
+            success: true,
+            message: Some(format!("study {} {verb}", study.id)),
+        })
+        .into_response(),
+    ))
 }
 
 pub async fn cancel(
@@ -267,5 +277,8 @@ pub async fn reroute_url(
         "{}/viewer/open/{token}",
         public_base(&state.config, &headers)
     );
-    Ok(Json(UrlResponse { url }).into_response())
+    Ok(about(
+        study.id.as_str(),
+        Json(UrlResponse { url }).into_response(),
+    ))
 }

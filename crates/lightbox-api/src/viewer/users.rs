@@ -2,6 +2,7 @@
 
 use super::wire::{page_json, InvitationJson, SuccessResponse, UserJson};
 use super::{Caller, ViewerResult};
+use crate::audit::about;
 use crate::extract::{not_null, nullable, JsonBody, PathParam, QueryMap};
 use crate::AppState;
 use axum::extract::State;
@@ -180,7 +181,10 @@ pub async fn invite(
         .store
         .invite_user(caller.org_id, &Inviter::ApiKey(caller.key.id), &new)
         .await?;
-    Ok((StatusCode::CREATED, Json(UserJson::from(&user))).into_response())
+    Ok(about(
+        user.reference.id.as_str(),
+        (StatusCode::CREATED, Json(UserJson::from(&user))).into_response(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -205,11 +209,14 @@ async fn set_active(
     } else {
         "had their access revoked"
     };
-    Ok(Json(SuccessResponse {
-        success: true,
-        message: Some(format!("user {id} {done}")),
-    })
-    .into_response())
+    Ok(about(
+        id.as_str(),
+        Json(SuccessResponse {
+            success: true,
+            message: Some(format!("user {id} {done}")),
+        })
+        .into_response(),
+    ))
 }
 
 pub async fn reactivate(
@@ -339,9 +346,12 @@ pub async fn revoke_invitation(
         .store
         .revoke_invitation(caller.org_id, id.as_ref(), user.as_ref())
         .await?;
-    Ok(Json(SuccessResponse {
-        success: true,
-        message: Some(format!("invitation {} revoked", invitation.id)),
-    })
-    .into_response())
+    Ok(about(
+        invitation.id.as_str(),
+        Json(SuccessResponse {
+            success: true,
+            message: Some(format!("invitation {} revoked", invitation.id)),
+        })
+        .into_response(),
+    ))
 }

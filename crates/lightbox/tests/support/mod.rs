@@ -89,6 +89,7 @@ impl Drop for ThrowawayDb {
 
 pub struct TestServer {
     child: Child,
+    extra_args: Vec<String>,
     pub backend: Backend,
     pub base: String,
     pub data_dir: TempDir,
@@ -119,40 +120,47 @@ impl TestServer {
             Backend::Sqlite => None,
             Backend::Postgres => Some(ThrowawayDb::create().await),
         };
-        let log = std::fs::File::create(data_dir.path().join("server.log")).unwrap();
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra_args)
-            .env("LIGHTBOX_DATA_DIR", data_dir.path())
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(log);
-        if let Some(db) = &db {
-            command.env("DATABASE_URL", &db.url);
-        }
-        let mut child = command.spawn().expect("start lightbox");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                let log =
-                    std::fs::read_to_string(data_dir.path().join("server.log")).unwrap_or_default();
-                panic!("lightbox did not start: {line:?}\n{log}")
-            })
-            .to_owned();
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let (child, base) = spawn(
+            &data_dir,
+            db.as_ref().map(|d| d.url.as_str()),
+            &extra_args,
+            "127.0.0.1:0",
+        );
         TestServer {
             child,
+            extra_args,
             backend,
             base,
             data_dir,
             db,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Asks the server to stop (SIGTERM); returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        self.child.wait().unwrap()
+    }
+
+    /// Starts the server again on the same data and address.
+    pub fn restart(&mut self) {
+        let addr = self.base.trim_start_matches("http://").to_owned();
+        let (child, base) = spawn(&self.data_dir, self.database_url(), &self.extra_args, &addr);
+        self.child = child;
+        self.base = base;
     }
 
     pub fn database_url(&self) -> Option<&str> {
@@ -241,6 +249,41 @@ impl TestServer {
     }
 }
 
+/// Runs `lightbox serve` and waits for its "listening on" line.
+fn spawn(
+    data_dir: &TempDir,
+    database_url: Option<&str>,
+    extra_args: &[String],
+    listen: &str,
+) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.path().join("server.log"))
+        .unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--listen", listen])
+        .args(extra_args)
+        .env("LIGHTBOX_DATA_DIR", data_dir.path())
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(log);
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    let mut child = command.spawn().expect("start lightbox");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let Some(base) = line.trim().strip_prefix("listening on ") else {
+        let log = std::fs::read_to_string(data_dir.path().join("server.log")).unwrap_or_default();
+        panic!("lightbox did not start: {line:?}\n{log}")
+    };
+    (child, base.to_owned())
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -263,6 +306,10 @@ pub struct Reply {
 }
 
 impl Api {
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(key) = &self.key {

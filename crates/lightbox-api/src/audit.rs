@@ -1,0 +1,223 @@
+//! The audit trail, recorded around every authenticated request.
+//!
+//! A `route_layer` middleware knows the route and the outcome; the credential
+//! extractor tells it who is calling through an [`AuditSlot`] in the request,
+//! and a handler may name the resource it touched with [`AuditResource`] on the
+//! response (creates, lookups by UID). The event is durably stored before the
+//! response leaves: a writer task commits events in batches (group commit),
+//! so auditing every read costs one shared transaction, not one per request.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, Outcome};
+use lightbox_domain::{OrgId, Timestamp};
+use lightbox_store::Store;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// Who a request acts as, once its credential is known.
+#[derive(Debug, Clone)]
+pub struct AuditActor {
+    pub org_id: OrgId,
+    pub kind: ActorKind,
+    pub id: Option<String>,
+}
+
+/// Filled by the credential extractor; read by the middleware after the handler.
+#[derive(Clone, Default)]
+pub struct AuditSlot(Arc<Mutex<Option<AuditActor>>>);
+
+impl AuditSlot {
+    pub fn set(&self, actor: AuditActor) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(actor);
+    }
+
+    fn take(&self) -> Option<AuditActor> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Names the resource a response is about, when the path does not.
+#[derive(Debug, Clone)]
+pub struct AuditResource(pub String);
+
+/// Marks `response` as being about `resource_id`.
+pub fn about(resource_id: impl Into<String>, mut response: Response) -> Response {
+    response
+        .extensions_mut()
+        .insert(AuditResource(resource_id.into()));
+    response
+}
+
+type Pending = (AuditEvent, oneshot::Sender<bool>);
+
+/// Handle to the audit writer task.
+#[derive(Clone)]
+pub struct AuditLog {
+    sender: mpsc::Sender<Pending>,
+}
+
+const MAX_BATCH: usize = 256;
+
+impl AuditLog {
+    pub fn start(store: Store) -> AuditLog {
+        let (sender, mut receiver) = mpsc::channel::<Pending>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (events, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let stored = match store.append_audit_events(&events).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, events = events.len(), "audit events could not be stored");
+                        false
+                    }
+                };
+                for ack in acks {
+                    let _ = ack.send(stored);
+                }
+            }
+        });
+        AuditLog { sender }
+    }
+
+    /// Stores `event`; true once it is committed.
+    pub async fn record(&self, event: AuditEvent) -> bool {
+        let (ack, stored) = oneshot::channel();
+        if self.sender.send((event, ack)).await.is_err() {
+            return false;
+        }
+        stored.await.unwrap_or(false)
+    }
+}
+
+/// What a route does, as an audit action, and whether its path names the resource.
+fn action(method: &Method, route: &str) -> (String, bool) {
+    let known = match (method.as_str(), route) {
+        ("POST", "/v1/viewer/studies") => Some(("study.create", false)),
+        ("GET", "/v1/viewer/studies") => Some(("study.search", false)),
+        ("GET", "/v1/viewer/studies/{study_id}") => Some(("study.read", true)),
+        ("PATCH", "/v1/viewer/studies/{study_id}") => Some(("study.update", true)),
+        ("GET", "/v1/viewer/studies/by-uid/{uid}") => Some(("study.read", false)),
+        ("POST", "/v1/viewer/studies/cancel") => Some(("study.cancel", false)),
+        ("POST", "/v1/viewer/studies/uncancel") => Some(("study.uncancel", false)),
+        ("POST", "/v1/viewer/studies/reroute-url") => Some(("study.link", false)),
+        ("GET", "/viewer/open/{token}") => Some(("study.view", false)),
+        ("POST", "/v1/viewer/users") => Some(("user.invite", false)),
+        ("GET", "/v1/viewer/users") => Some(("user.search", false)),
+        ("GET", "/v1/viewer/users/{user_id}") => Some(("user.read", true)),
+        ("PATCH", "/v1/viewer/users/{user_id}") => Some(("user.update", true)),
+        ("POST", "/v1/viewer/users/reactivate") => Some(("user.reactivate", false)),
+        ("POST", "/v1/viewer/users/revoke-access") => Some(("user.revoke_access", false)),
+        ("GET", "/v1/viewer/users/invitations") => Some(("invitation.search", false)),
+        ("GET", "/v1/viewer/users/invitations/{invitation_id}") => Some(("invitation.read", true)),
+        ("PATCH", "/v1/viewer/users/invitations/{invitation_id}") => {
+            Some(("invitation.update", true))
+        }
+        ("POST", "/v1/viewer/users/invitations/revoke") => Some(("invitation.revoke", false)),
+        ("POST", "/v1/viewer/ephemeral-sessions") => Some(("ephemeral_session.create", false)),
+        ("GET", "/viewer/session/{token}") => Some(("ephemeral_session.view", false)),
+        ("GET", "/v1/audit/events") => Some(("audit.search", false)),
+        _ => None,
+    };
+    match known {
+        Some((action, id_in_path)) => (action.to_owned(), id_in_path),
+        // A route missing from the table is still recorded, under its method and template.
+        None => (format!("{method} {route}"), false),
+    }
+}
+
+fn resource_type(action: &str) -> Option<String> {
+    action.split_once('.').map(|(kind, _)| kind.to_owned())
+}
+
+/// The middleware: run the request, then append its audit event.
+pub async fn record_requests(
+    State(state): State<AppState>,
+    matched: MatchedPath,
+    params: RawPathParams,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let slot = AuditSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let (action, id_in_path) = action(request.method(), matched.as_str());
+    let path_id = if id_in_path {
+        params.iter().next().map(|(_, v)| v.to_owned())
+    } else {
+        None
+    };
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let client_ip = client_ip(&request, state.config.trust_forwarded_for);
+
+    let response = next.run(request).await;
+
+    let Some(actor) = slot.take() else {
+        // No organization is known (e.g. a bad credential): nothing to attribute.
+        return response;
+    };
+    let resource_id = response
+        .extensions()
+        .get::<AuditResource>()
+        .map(|r| r.0.clone())
+        .or(path_id);
+    let status = response.status().as_u16();
+    let event = AuditEvent {
+        id: AuditEventId::generate(),
+        org_id: actor.org_id,
+        occurred_at: Timestamp::now(),
+        actor_kind: actor.kind,
+        actor_id: actor.id,
+        resource_type: resource_type(&action),
+        action,
+        resource_id,
+        outcome: Outcome::from_status(status),
+        status,
+        client_ip,
+        request_id,
+    };
+    if state.audit.record(event).await {
+        response
+    } else {
+        // Protected data leaves only with its audit record.
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "the audit trail cannot be written right now; try again",
+        )
+        .into_response()
+    }
+}
+
+fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<String> {
+    if trust_forwarded_for {
+        let forwarded = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|ip| ip.trim().to_owned());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+}

@@ -1,0 +1,92 @@
+//! The audit trail: one append-only event per access to protected data.
+//! Events name who, what and how it went; never secrets, tokens or signed URLs.
+
+use crate::ids::OrgId;
+use crate::study::wire_enum;
+use crate::time::Timestamp;
+
+crate::ids::prefixed_id!(
+    /// An audit event (`aud_…`); time-ordered like every id.
+    AuditEventId, "aud_", "eventId"
+);
+
+wire_enum!(
+    /// The kind of credential behind an action.
+    ActorKind, "actorType" {
+        ApiKey = "api_key",
+        OAuthClient = "oauth_client",
+        User = "user",
+        SignedLink = "signed_link",
+        Operator = "operator",
+    }
+);
+
+wire_enum!(
+    /// How the action ended, from its HTTP status.
+    Outcome, "outcome" {
+        Success = "success",
+        Denied = "denied",
+        NotFound = "not_found",
+        Invalid = "invalid",
+        Conflict = "conflict",
+        RateLimited = "rate_limited",
+        Error = "error",
+    }
+);
+
+impl Outcome {
+    pub fn from_status(status: u16) -> Outcome {
+        match status {
+            200..=399 => Outcome::Success,
+            401 | 403 | 410 => Outcome::Denied,
+            404 => Outcome::NotFound,
+            409 => Outcome::Conflict,
+            429 => Outcome::RateLimited,
+            400..=499 => Outcome::Invalid,
+            _ => Outcome::Error,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub org_id: OrgId,
+    pub occurred_at: Timestamp,
+    pub actor_kind: ActorKind,
+    /// The credential's id (API key, OAuth client, user); for a signed link,
+    /// the id of what the link opens. Never a secret.
+    pub actor_id: Option<String>,
+    /// `resource.verb`, e.g. `study.read`, `study.search`, `image.update`, `blob.read`.
+    pub action: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub outcome: Outcome,
+    pub status: u16,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub resource_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_status() {
+        assert_eq!(Outcome::from_status(201), Outcome::Success);
+        assert_eq!(Outcome::from_status(401), Outcome::Denied);
+        assert_eq!(Outcome::from_status(404), Outcome::NotFound);
+        assert_eq!(Outcome::from_status(422), Outcome::Invalid);
+        assert_eq!(Outcome::from_status(429), Outcome::RateLimited);
+        assert_eq!(Outcome::from_status(503), Outcome::Error);
+    }
+}

@@ -1,0 +1,28 @@
+-- The audit trail. Append-only: the triggers refuse any change or removal.
+
+CREATE TABLE audit_events (
+    org_id         TEXT NOT NULL,
+    id             TEXT NOT NULL,
+    occurred_at    INTEGER NOT NULL,
+    actor_type     TEXT NOT NULL,
+    actor_id       TEXT,
+    action         TEXT NOT NULL,
+    resource_type  TEXT,
+    resource_id    TEXT,
+    outcome        TEXT NOT NULL,
+    status         INTEGER NOT NULL,
+    client_ip      TEXT,
+    request_id     TEXT,
+    PRIMARY KEY (org_id, id)
+) WITHOUT ROWID;
+-- "Who touched this record?"
+CREATE INDEX audit_events_by_resource ON audit_events (org_id, resource_id, id);
+
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit events are append-only');
+END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit events are append-only');
+END;

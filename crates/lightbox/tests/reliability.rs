@@ -1,0 +1,423 @@
+//! Guarantees: the audit trail, rate limits, crash safety and graceful shutdown,
+//! on SQLite and PostgreSQL.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{unique_uid, Api, Backend, TestServer};
+
+on_both_backends!(
+    every_access_is_audited_and_the_trail_is_append_only,
+    each_credential_is_rate_limited_on_its_own,
+    acknowledged_writes_survive_a_crash,
+    sigterm_lets_in_flight_requests_finish,
+);
+
+async fn audit_events(api: &Api, query: &str) -> Vec<Value> {
+    let r = api
+        .get(&format!("/v1/audit/events?limit=100&{query}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["events"].as_array().unwrap().clone()
+}
+
+/// Runs `sql` straight against the server's database and returns the error it gets.
+async fn direct_sql_error(server: &TestServer, sql: &str) -> String {
+    let result = match server.backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}", server.sqlite_path().display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(sql).execute(&mut conn).await.map(drop)
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(server.database_url().unwrap())
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut conn).await.map(drop)
+        }
+    };
+    result
+        .expect_err("the statement must be refused")
+        .to_string()
+}
+
+async fn every_access_is_audited_and_the_trail_is_append_only(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let a = server.create_org("A");
+    let b = server.create_org("B");
+    let (api_a, api_b) = (server.api(&a.api_key), server.api(&b.api_key));
+    let uid = unique_uid();
+
+    let created = api_a
+        .post(
+            "/v1/viewer/studies",
+            json!({"severity": "stat", "studyDescription": "CT", "studyInstanceUid": uid}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let create_request_id = created.headers["x-request-id"].to_str().unwrap().to_owned();
+    let id = created.body["studyId"].as_str().unwrap().to_owned();
+    let path = format!("/v1/viewer/studies/{id}");
+    api_a.get(&path).await;
+    api_a.get(&format!("/v1/viewer/studies/by-uid/{uid}")).await;
+    api_a.get("/v1/viewer/studies?severity=stat").await;
+    api_a
+        .patch(&path, json!({"studyViewerStatus": "complete"}))
+        .await;
+    assert_eq!(
+        api_a.patch(&path, json!({"severity": null})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    api_a
+        .post(
+            "/v1/viewer/studies/cancel",
+            json!({"studyInstanceUid": uid}),
+        )
+        .await;
+    let link = api_a
+        .post("/v1/viewer/studies/reroute-url", json!({"studyId": id}))
+        .await
+        .body["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reqwest::get(&link).await.unwrap().status(), StatusCode::OK);
+    // B probing A's study, and a caller without a valid key.
+    assert_eq!(api_b.get(&path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.api("lbk_bogus").get(&path).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let events = audit_events(&api_a, "").await;
+    let seen: Vec<(String, String, String)> = events
+        .iter()
+        .rev()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("-").to_owned();
+            (s("action"), s("resourceId"), s("outcome"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("study.create", id.as_str(), "success"),
+        ("study.read", id.as_str(), "success"),
+        ("study.read", id.as_str(), "success"),
+        ("study.search", "-", "success"),
+        ("study.update", id.as_str(), "success"),
+        ("study.update", id.as_str(), "invalid"),
+        ("study.cancel", id.as_str(), "success"),
+        ("study.link", id.as_str(), "success"),
+        ("study.view", id.as_str(), "success"),
+    ]
+    .iter()
+    .map(|(a, r, o)| (a.to_string(), r.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(seen, expected, "{events:#?}");
+    for e in &events {
+        assert_eq!(e["clientIp"], "127.0.0.1");
+        assert!(e["requestId"].as_str().is_some_and(|r| !r.is_empty()));
+        assert!(e["occurredAt"].as_str().unwrap().ends_with('Z'));
+        if e["action"] == "study.view" {
+            assert_eq!(
+                (e["actorType"].as_str(), e["actorId"].as_str()),
+                (Some("signed_link"), Some(id.as_str()))
+            );
+        } else {
+            assert_eq!(
+                (e["actorType"].as_str(), e["actorId"].as_str()),
+                (Some("api_key"), Some(a.api_key_id.as_str()))
+            );
+        }
+    }
+    assert_eq!(
+        events.last().unwrap()["requestId"],
+        create_request_id.as_str()
+    );
+
+    // B's probe is in B's trail only; the unauthenticated call is in nobody's.
+    let b_events = audit_events(&api_b, "").await;
+    assert_eq!(b_events.len(), 1, "{b_events:#?}");
+    assert_eq!(
+        (
+            b_events[0]["action"].as_str(),
+            b_events[0]["outcome"].as_str()
+        ),
+        (Some("study.read"), Some("not_found"))
+    );
+    // Filters, and reading the trail is itself audited.
+    assert_eq!(audit_events(&api_a, "action=study.read").await.len(), 2);
+    // Every event but the search names the study.
+    let about_study = audit_events(&api_a, &format!("resourceId={id}")).await;
+    assert_eq!(about_study.len(), 8);
+    assert_eq!(audit_events(&api_a, "action=audit.search").await.len(), 3);
+
+    // No secret, token or signed link in the trail.
+    let dump = serde_json::to_string(&audit_events(&api_a, "").await).unwrap();
+    let token = link.rsplit('/').next().unwrap();
+    let key_secret = a.api_key.rsplit('_').next().unwrap();
+    assert!(!dump.contains(token) && !dump.contains(key_secret) && !dump.contains("viewer/open"));
+
+    // The operator's view matches the API's.
+    let out = std::process::Command::new(support::BIN)
+        .args([
+            "admin",
+            "audit",
+            "--org",
+            &a.org_id,
+            "--json",
+            "--action",
+            "study.create",
+        ])
+        .env("LIGHTBOX_DATA_DIR", server.data_dir.path())
+        .envs(
+            server
+                .database_url()
+                .map(|u| ("DATABASE_URL", u.to_owned())),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["resource_id"], id.as_str());
+
+    // Append-only, enforced by the database itself.
+    for sql in [
+        "UPDATE audit_events SET outcome = 'success'",
+        "DELETE FROM audit_events",
+    ] {
+        let error = direct_sql_error(&server, sql).await;
+        assert!(error.contains("append-only"), "{sql}: {error}");
+    }
+    assert_eq!(audit_events(&api_b, "").await.len(), 2);
+}
+
+async fn each_credential_is_rate_limited_on_its_own(backend: Backend) {
+    let server = TestServer::start_with(
+        backend,
+        &["--rate-limit-per-second", "1", "--rate-limit-burst", "3"],
+    )
+    .await;
+    let org = server.create_org("Acme");
+    let api = server.api(&org.api_key);
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let r = api.get("/v1/viewer/studies").await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.body["type"], "rate_limited");
+            retry_after = Some(
+                r.headers["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+            );
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(&statuses[..3], &[StatusCode::OK; 3]);
+    assert!(
+        statuses[3..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let retry_after = retry_after.unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+
+    // Another credential has its own budget.
+    let other = server.admin(&["create-api-key", "--org", &org.org_id]);
+    assert_eq!(
+        server
+            .api(other["api_key"].as_str().unwrap())
+            .get("/v1/viewer/studies")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Waiting as told is enough.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    assert_eq!(api.get("/v1/viewer/studies").await.status, StatusCode::OK);
+    let limited = audit_events(&server.api(other["api_key"].as_str().unwrap()), "").await;
+    assert!(limited.iter().any(|e| e["outcome"] == "rate_limited"));
+}
+
+/// What a writer saw acknowledged before the server died.
+#[derive(Default)]
+struct Acknowledged {
+    /// study id -> (uid, last acknowledged description, description sent after it, if any)
+    studies: HashMap<String, (String, String, Option<String>)>,
+}
+
+async fn acknowledged_writes_survive_a_crash(backend: Backend) {
+    let mut server = TestServer::start_with(backend, &["--rate-limit-per-second", "0"]).await;
+    let org = server.create_org("Acme");
+    let api = server.api(&org.api_key);
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (api, acked) = (api.clone(), acked.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let uid = unique_uid();
+                    let body = json!({"severity": "normal", "studyDescription": format!("w{w} n{n} v0"), "studyInstanceUid": uid});
+                    let Ok(r) = api.http.post(format!("{}/v1/viewer/studies", api.base)).bearer_auth(api_key(&api)).json(&body).send().await else { return };
+                    let Ok(study) = r.json::<Value>().await else { return };
+                    let id = study["studyId"].as_str().unwrap().to_owned();
+                    acked.lock().unwrap().studies.insert(id.clone(), (uid, format!("w{w} n{n} v0"), None));
+                    for v in 1..=2 {
+                        let description = format!("w{w} n{n} v{v}");
+                        acked.lock().unwrap().studies.get_mut(&id).unwrap().2 = Some(description.clone());
+                        let sent = api
+                            .http
+                            .patch(format!("{}/v1/viewer/studies/{id}", api.base))
+                            .bearer_auth(api_key(&api))
+                            .json(&json!({"studyDescription": description}))
+                            .send()
+                            .await;
+                        let acknowledged = match sent {
+                            Ok(r) if r.status() == StatusCode::OK => r.json::<Value>().await.is_ok(),
+                            _ => false,
+                        };
+                        if !acknowledged {
+                            return;
+                        }
+                        let mut acked = acked.lock().unwrap();
+                        let entry = acked.studies.get_mut(&id).unwrap();
+                        entry.1 = description;
+                        entry.2 = None;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+    for w in writers {
+        w.await.unwrap();
+    }
+    server.restart();
+
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        acked.studies.len() > 20,
+        "the load made only {} studies",
+        acked.studies.len()
+    );
+    for (id, (uid, last_acked, in_flight)) in &acked.studies {
+        let r = api_at(&server, &org.api_key)
+            .get(&format!("/v1/viewer/studies/{id}"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "acknowledged study {id} lost");
+        assert_eq!(r.body["studyInstanceUid"], uid.as_str());
+        let stored = r.body["studyDescription"].as_str().unwrap();
+        // An update sent but not acknowledged may or may not have landed; an acknowledged one must have.
+        assert!(
+            stored == last_acked || Some(stored) == in_flight.as_deref(),
+            "{id}: stored {stored:?}, acknowledged {last_acked:?}"
+        );
+    }
+    // Every acknowledged create was audited before it was acknowledged.
+    let fresh = api_at(&server, &org.api_key);
+    let mut audited = std::collections::HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let r = fresh
+            .get(&format!(
+                "/v1/audit/events?action=study.create&limit=100&cursor={cursor}"
+            ))
+            .await
+            .body;
+        audited.extend(
+            r["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["resourceId"].as_str().unwrap().to_owned()),
+        );
+        match r["cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    for id in acked.studies.keys() {
+        assert!(
+            audited.contains(id),
+            "acknowledged create of {id} has no audit event"
+        );
+    }
+    if backend == Backend::Sqlite {
+        let url = format!("sqlite://{}", server.sqlite_path().display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let check: (String,) = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(check.0, "ok");
+    }
+}
+
+fn api_key(api: &Api) -> String {
+    api.key().unwrap().to_owned()
+}
+
+fn api_at(server: &TestServer, key: &str) -> Api {
+    server.api(key)
+}
+
+async fn sigterm_lets_in_flight_requests_finish(backend: Backend) {
+    let mut server = TestServer::start_with(backend, &["--rate-limit-per-second", "0"]).await;
+    let org = server.create_org("Acme");
+    let api = server.api(&org.api_key);
+    for i in 0..100 {
+        api.create_study(json!({"severity": "high", "studyDescription": format!("s{i}"), "studyInstanceUid": unique_uid()}))
+            .await;
+    }
+    let requests: Vec<_> = (0..40)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let url = format!("{}/v1/viewer/studies?limit=100", api.base);
+                match api.http.get(url).bearer_auth(api_key(&api)).send().await {
+                    Ok(r) => {
+                        let status = r.status();
+                        let body = r.json::<Value>().await.map_err(|e| e.to_string())?;
+                        assert_eq!(status, StatusCode::OK);
+                        assert_eq!(body["studies"].as_array().unwrap().len(), 100);
+                        Ok(true)
+                    }
+                    // Refused before it started: shutdown had begun, nothing was half-done.
+                    Err(e) if e.is_connect() => Ok(false),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let status = server.terminate();
+    let mut completed = 0;
+    for r in requests {
+        match r.await.unwrap() {
+            Ok(done) => completed += usize::from(done),
+            Err(e) => panic!("a request was cut off by shutdown: {e}"),
+        }
+    }
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        completed > 0,
+        "no request was in flight when SIGTERM arrived"
+    );
+}
