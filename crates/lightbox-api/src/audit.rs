@@ -129,6 +129,15 @@ fn action(method: &Method, route: &str) -> (String, bool) {
         ("POST", "/v1/viewer/ephemeral-sessions") => Some(("ephemeral_session.create", false)),
         ("GET", "/viewer/session/{token}") => Some(("ephemeral_session.view", false)),
         ("GET", "/v1/audit/events") => Some(("audit.search", false)),
+        ("POST", "/api/auth/v2/token") => Some(("auth.token", false)),
+        ("POST", "/images/v1") => Some(("image.create", false)),
+        ("GET", "/images/v1") => Some(("image.search", false)),
+        ("GET", "/images/v1/updates/scan") => Some(("image.scan", false)),
+        ("GET", "/images/v1/{id}") => Some(("image.read", true)),
+        ("PUT", "/images/v1/{id}/{version}") => Some(("image.update", true)),
+        ("DELETE", "/images/v1/{id}/{version}") => Some(("image.deactivate", true)),
+        ("PUT", "/blobs/v1/images/{id}") => Some(("blob.write", true)),
+        ("GET", "/blobs/v1/images/{id}") => Some(("blob.read", true)),
         _ => None,
     };
     match known {

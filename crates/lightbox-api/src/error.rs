@@ -18,6 +18,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds to wait before retrying (sent as `Retry-After`), for 429s.
     pub retry_after_secs: Option<u64>,
+    /// For a version conflict: the stored version (the Images envelope sends it).
+    pub latest_version: Option<i64>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             kind,
             message: message.into(),
             field: None,
+            latest_version: None,
             retry_after_secs: None,
         }
     }
@@ -66,6 +69,7 @@ impl From<Error> for ApiError {
             Error::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::VersionConflict { .. } => (StatusCode::CONFLICT, "version_conflict"),
             Error::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Error::Gone(_) => (StatusCode::GONE, "expired"),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -83,11 +87,16 @@ impl From<Error> for ApiError {
             Error::Invalid { field, .. } => field.clone(),
             _ => None,
         };
+        let latest_version = match &e {
+            Error::VersionConflict { latest_version, .. } => *latest_version,
+            _ => None,
+        };
         ApiError {
             status,
             kind,
             message: e.to_string(),
             field,
+            latest_version,
             retry_after_secs: None,
         }
     }

@@ -6,6 +6,7 @@ mod audit_api;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod images;
 mod landing;
 pub mod viewer;
 
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
-use lightbox_blob::UrlSigner;
+use lightbox_blob::{BlobStore, UrlSigner};
 use lightbox_store::Store;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -45,6 +46,12 @@ pub struct ApiConfig {
     /// Take the client address for the audit trail from `X-Forwarded-For`
     /// (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// Longest an image upload or download through Lightbox may take.
+    pub upload_timeout: Duration,
+    /// How long an image's `signed_url` stays valid.
+    pub signed_url_ttl: Duration,
+    /// Lifetime of Images API access tokens.
+    pub token_lifetime: Duration,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +64,9 @@ impl Default for ApiConfig {
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
             trust_forwarded_for: false,
+            upload_timeout: Duration::from_secs(600),
+            signed_url_ttl: Duration::from_secs(3600),
+            token_lifetime: Duration::from_secs(5 * 3600),
         }
     }
 }
@@ -67,6 +77,7 @@ type KeyedLimiter = governor::DefaultKeyedRateLimiter<String>;
 pub struct AppState {
     pub store: Store,
     pub signer: UrlSigner,
+    pub blobs: BlobStore,
     pub config: Arc<ApiConfig>,
     pub audit: audit::AuditLog,
     /// Per-credential token buckets, in this process (each replica limits on its own).
@@ -80,6 +91,7 @@ impl AppState {
     /// Builds the state, loading (or creating, once for all replicas) the URL-signing key.
     pub async fn new(
         store: Store,
+        blobs: BlobStore,
         config: ApiConfig,
     ) -> Result<AppState, lightbox_store::StoreError> {
         let key = store
@@ -98,6 +110,7 @@ impl AppState {
             audit: audit::AuditLog::start(store.clone()),
             store,
             signer: UrlSigner::new(key.into_bytes()),
+            blobs,
             config: Arc::new(config),
             limiter,
         })
@@ -127,26 +140,31 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let x_request_id = HeaderName::from_static("x-request-id");
-    // Every route that touches an organization's data is audited.
-    let audited = Router::new()
+    // Body limits and timeouts are per product: image uploads stream past
+    // the JSON limit under their own cap, and Images renders its own envelope.
+    let viewer = Router::new()
         .merge(viewer::router())
         .merge(landing::router())
         .merge(audit_api::router())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            audit::record_requests,
+        .layer(RequestBodyLimitLayer::new(config.max_json_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
         ));
+    // Every route that touches an organization's data is audited.
+    let audited =
+        viewer
+            .merge(images::router(&config))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                audit::record_requests,
+            ));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(audited)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(config.max_json_body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
         .layer(CatchPanicLayer::custom(|_| internal_error()))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(

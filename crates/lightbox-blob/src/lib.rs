@@ -1,5 +1,7 @@
 //! Object storage and URL signing.
 
 pub mod signer;
+pub mod store;
 
 pub use signer::{Claims, SignError, UrlSigner};
+pub use store::{BlobError, BlobStore};

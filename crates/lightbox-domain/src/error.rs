@@ -16,6 +16,14 @@ pub enum Error {
     /// The request conflicts with the current state (duplicate, wrong state).
     #[error("{0}")]
     Conflict(String),
+    /// An optimistic-concurrency check failed: the object changed since the
+    /// caller read it, or a create would duplicate something that must be unique.
+    #[error("{message}")]
+    VersionConflict {
+        message: String,
+        /// The stored version, so the caller can re-read and retry.
+        latest_version: Option<i64>,
+    },
     /// Well-formed, but refers to something that cannot be used (e.g. a revoked user).
     #[error("{0}")]
     Unprocessable(String),

@@ -112,6 +112,11 @@ uuid_id!(
     /// An API key. Avara's `APIKeyReference.apiKeyId` is a plain UUIDv4.
     ApiKeyId, "apiKeyId"
 );
+uuid_id!(
+    /// A pre-encounter image. The candidhealth SDK puts ids in paths unescaped,
+    /// so they are plain (URL-safe) UUIDs.
+    ImageId, "id"
+);
 
 #[cfg(test)]
 mod tests {

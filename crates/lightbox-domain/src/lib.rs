@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod ephemeral;
 pub mod error;
 pub mod ids;
+pub mod image;
 pub mod invitation;
 pub mod pagination;
 pub mod study;
@@ -16,5 +17,5 @@ pub mod user;
 pub mod validate;
 
 pub use error::{Error, Result};
-pub use ids::{ApiKeyId, OAuthClientId, OrgId, StudyId, UserId};
+pub use ids::{ApiKeyId, ImageId, OAuthClientId, OrgId, StudyId, UserId};
 pub use time::Timestamp;

@@ -14,6 +14,7 @@
 mod audit;
 mod ephemeral;
 mod error;
+mod images;
 mod orgs;
 mod settings;
 mod sql;
@@ -22,7 +23,8 @@ mod users;
 
 pub use ephemeral::EphemeralSession;
 pub use error::StoreError;
-pub use orgs::{ApiKeyRecord, CreatedOrg, NewOrg};
+pub use images::ImageSort;
+pub use orgs::{ApiKeyRecord, CreatedOrg, NewOrg, OAuthClientRecord};
 pub use users::{Inviter, Page};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -32,6 +32,15 @@ pub struct ApiKeyRecord {
     pub revoked: bool,
 }
 
+/// A stored OAuth client of the Images API.
+#[derive(Debug, Clone)]
+pub struct OAuthClientRecord {
+    pub id: OAuthClientId,
+    pub org_id: OrgId,
+    pub secret_hash: String,
+    pub revoked: bool,
+}
+
 impl Store {
     /// Creates an organization with its owner, a first API key and a first
     /// OAuth client, in one transaction.
@@ -134,6 +143,27 @@ impl Store {
                 id,
                 org_id: OrgId::parse(&org).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 description: row.try_get("description")?,
+                secret_hash: row.try_get("secret_hash")?,
+                revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn oauth_client(
+        &self,
+        id: &OAuthClientId,
+    ) -> Result<Option<OAuthClientRecord>, StoreError> {
+        let row =
+            sqlx::query("SELECT org_id, secret_hash, revoked_at FROM oauth_clients WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        row.map(|row| {
+            let org: String = row.try_get("org_id")?;
+            Ok(OAuthClientRecord {
+                id: id.clone(),
+                org_id: OrgId::parse(&org).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 secret_hash: row.try_get("secret_hash")?,
                 revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
             })

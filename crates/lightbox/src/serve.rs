@@ -1,6 +1,7 @@
 use crate::config::{init_logging, LogFormat, StoreArgs};
 use clap::Args;
 use lightbox_api::{ApiConfig, AppState};
+use lightbox_blob::BlobStore;
 use std::io::Write;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -31,6 +32,25 @@ pub struct ServeArgs {
     /// Record the client address from `X-Forwarded-For` (set only behind a proxy that sets it).
     #[arg(long, env = "LIGHTBOX_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: bool,
+    /// Where image files live: `s3://bucket/prefix` (credentials, region and
+    /// endpoint from the standard AWS_* variables), else files under
+    /// `<data-dir>/blobs`.
+    #[arg(long, env = "LIGHTBOX_BLOB_URL")]
+    blob_url: Option<String>,
+    /// Largest image file accepted, in bytes.
+    #[arg(long, env = "LIGHTBOX_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    max_upload_bytes: u64,
+    /// Seconds an image's signed_url stays valid.
+    #[arg(long, env = "LIGHTBOX_SIGNED_URL_TTL_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    signed_url_ttl_secs: u64,
+    /// Seconds an upload or download through Lightbox may take.
+    #[arg(long, env = "LIGHTBOX_UPLOAD_TIMEOUT_SECS", default_value_t = 600)]
+    upload_timeout_secs: u64,
+    /// Lifetime of Images API access tokens, in hours.
+    #[arg(long, env = "LIGHTBOX_TOKEN_LIFETIME_HOURS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=24))]
+    token_lifetime_hours: u64,
     #[arg(long, env = "LIGHTBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -52,9 +72,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         rate_limit_per_second: args.rate_limit_per_second,
         rate_limit_burst: args.rate_limit_burst,
         trust_forwarded_for: args.trust_forwarded_for,
+        upload_timeout: Duration::from_secs(args.upload_timeout_secs),
+        signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs),
+        token_lifetime: Duration::from_secs(args.token_lifetime_hours * 3600),
         ..ApiConfig::default()
     };
-    let state = AppState::new(store.clone(), config).await?;
+    let blobs = BlobStore::from_url(
+        args.blob_url.as_deref(),
+        &args.store.data_dir,
+        args.max_upload_bytes,
+    )
+    .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
+    let state = AppState::new(store.clone(), blobs, config).await?;
     let listener = TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;

@@ -1,0 +1,332 @@
+//! Where image bytes live: files under the data directory (served by
+//! Lightbox itself at signed links) or an S3 bucket (presigned URLs, clients
+//! talk to S3 directly).
+//!
+//! Either way nothing half-written is ever readable, and only bytes whose
+//! magic number matches the declared type and whose size is within the cap
+//! reach the object that read links point at.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use lightbox_domain::image::{FileKind, StoredBlob};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::signer::Signer;
+use object_store::ObjectStoreExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("the file is larger than the {max} bytes allowed")]
+    TooLarge { max: u64 },
+    #[error("the file's content is not {expected} (file_type says it is)")]
+    WrongType { expected: &'static str },
+    #[error("no file has been uploaded for this image")]
+    Missing,
+    /// The upload was cut short by the client (or its connection).
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error("blob storage: {0}")]
+    Storage(String),
+}
+
+impl From<std::io::Error> for BlobError {
+    fn from(e: std::io::Error) -> Self {
+        BlobError::Storage(e.to_string())
+    }
+}
+
+impl From<object_store::Error> for BlobError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => BlobError::Missing,
+            other => BlobError::Storage(other.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Local {
+        root: PathBuf,
+    },
+    S3 {
+        store: Arc<AmazonS3>,
+        prefix: String,
+    },
+}
+
+/// The configured blob backend and its upload cap.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    backend: Backend,
+    max_size: u64,
+}
+
+impl BlobStore {
+    /// Files under `root` (created if missing).
+    pub fn local(root: &Path, max_size: u64) -> Result<BlobStore, BlobError> {
+        std::fs::create_dir_all(root.join(".tmp"))?;
+        Ok(BlobStore {
+            backend: Backend::Local {
+                root: root.to_path_buf(),
+            },
+            max_size,
+        })
+    }
+
+    /// `s3://bucket[/prefix]`, with credentials, region and endpoint from the
+    /// standard `AWS_*` environment variables.
+    pub fn s3(url: &str, max_size: u64) -> Result<BlobStore, BlobError> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| BlobError::Storage(format!("`{url}` is not an s3:// URL")))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(BlobError::Storage(format!("`{url}` names no bucket")));
+        }
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()?;
+        Ok(BlobStore {
+            backend: Backend::S3 {
+                store: Arc::new(store),
+                prefix: prefix.trim_matches('/').to_owned(),
+            },
+            max_size,
+        })
+    }
+
+    /// Files under `data_dir/blobs` unless `url` names an S3 bucket.
+    pub fn from_url(url: Option<&str>, data_dir: &Path, max_size: u64) -> Result<Self, BlobError> {
+        match url {
+            None | Some("") => BlobStore::local(&data_dir.join("blobs"), max_size),
+            Some(url) => BlobStore::s3(url, max_size),
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Local { .. })
+    }
+
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
+    /// Where the client's upload lands before it is verified (S3 only: local
+    /// uploads are verified while they stream).
+    pub fn upload_key(org: &str, image: &str, nonce: &str) -> String {
+        format!("{org}/{image}/upload-{nonce}")
+    }
+
+    /// A fresh name for a verified object, which read links point at. No
+    /// upload link names it, and each attempt gets its own, so an object
+    /// never changes once it exists (racing uploads cannot overwrite one another).
+    pub fn final_key(org: &str, image: &str) -> String {
+        format!(
+            "{org}/{image}/{}",
+            lightbox_domain::credentials::random_secret()
+        )
+    }
+
+    fn s3_path(prefix: &str, key: &str) -> ObjectPath {
+        if prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{prefix}/{key}"))
+        }
+    }
+
+    /// A presigned S3 URL for `method` on `key`; `None` for the local backend,
+    /// whose links Lightbox signs and serves itself.
+    pub async fn presign(
+        &self,
+        method: http::Method,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, BlobError> {
+        match &self.backend {
+            Backend::Local { .. } => Ok(None),
+            Backend::S3 { store, prefix } => {
+                let url = store
+                    .signed_url(method, &Self::s3_path(prefix, key), ttl)
+                    .await?;
+                Ok(Some(url.to_string()))
+            }
+        }
+    }
+
+    fn local_root(&self) -> Result<&Path, BlobError> {
+        match &self.backend {
+            Backend::Local { root } => Ok(root),
+            Backend::S3 { .. } => Err(BlobError::Storage(
+                "the S3 backend receives uploads directly".into(),
+            )),
+        }
+    }
+
+    /// Streams an upload into `key` (local backend): bytes go to a temporary
+    /// file, which is renamed into place only once complete, within the cap
+    /// and of the `expected` kind. Memory use does not grow with the file.
+    pub async fn write_local<S, E>(
+        &self,
+        key: &str,
+        mut body: S,
+        expected: FileKind,
+    ) -> Result<StoredBlob, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let root = self.local_root()?;
+        let tmp = root
+            .join(".tmp")
+            .join(lightbox_domain::credentials::random_secret());
+        let mut file = TempFile::create(tmp).await?;
+        let mut size: u64 = 0;
+        let mut head = Vec::with_capacity(FileKind::SNIFF_LEN);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| BlobError::Interrupted(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > self.max_size {
+                return Err(BlobError::TooLarge { max: self.max_size });
+            }
+            if head.len() < FileKind::SNIFF_LEN {
+                let take = (FileKind::SNIFF_LEN - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+                if head.len() == FileKind::SNIFF_LEN {
+                    check_kind(&head, expected)?;
+                }
+            }
+            file.file.write_all(&chunk).await?;
+        }
+        check_kind(&head, expected)?;
+        file.file.sync_all().await?;
+        let dest = root.join(key);
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        file.persist(&dest).await?;
+        Ok(StoredBlob {
+            key: key.to_owned(),
+            size: size as i64,
+            content_type: expected.media_type().to_owned(),
+        })
+    }
+
+    /// Opens a stored file for reading (local backend), with its length.
+    pub async fn open_local(&self, key: &str) -> Result<(tokio::fs::File, u64), BlobError> {
+        let path = self.local_root()?.join(key);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata().await?.len();
+        Ok((file, len))
+    }
+
+    /// Removes a stored object, if it exists.
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match &self.backend {
+            Backend::Local { root } => match tokio::fs::remove_file(root.join(key)).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            },
+            Backend::S3 { store, prefix } => {
+                match store.delete(&Self::s3_path(prefix, key)).await {
+                    Err(e) if !matches!(e, object_store::Error::NotFound { .. }) => Err(e.into()),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Verifies what the client uploaded to `upload_key` on S3 (size, magic
+    /// bytes) and copies it, server-side, to `final_key`, which no upload
+    /// link names; the upload object is then removed. Rejected uploads are
+    /// deleted so the client can upload again.
+    pub async fn promote_s3_upload(
+        &self,
+        upload_key: &str,
+        final_key: &str,
+        expected: FileKind,
+    ) -> Result<StoredBlob, BlobError> {
+        let Backend::S3 { store, prefix } = &self.backend else {
+            return Err(BlobError::Storage("not an S3 backend".into()));
+        };
+        let from = Self::s3_path(prefix, upload_key);
+        let meta = store.head(&from).await?;
+        let verdict = if meta.size > self.max_size {
+            Err(BlobError::TooLarge { max: self.max_size })
+        } else {
+            let len = meta.size.min(FileKind::SNIFF_LEN as u64);
+            let head = if len == 0 {
+                Bytes::new()
+            } else {
+                store.get_range(&from, 0..len).await?
+            };
+            check_kind(&head, expected)
+        };
+        if let Err(e) = verdict {
+            let _ = store.delete(&from).await;
+            return Err(e);
+        }
+        store.copy(&from, &Self::s3_path(prefix, final_key)).await?;
+        if let Err(e) = store.delete(&from).await {
+            tracing::warn!(error = %e, "could not remove a promoted upload object");
+        }
+        Ok(StoredBlob {
+            key: final_key.to_owned(),
+            size: meta.size as i64,
+            content_type: expected.media_type().to_owned(),
+        })
+    }
+}
+
+fn check_kind(head: &[u8], expected: FileKind) -> Result<(), BlobError> {
+    match FileKind::sniff(head) {
+        Some(kind) if kind == expected => Ok(()),
+        _ => Err(BlobError::WrongType {
+            expected: expected.media_type(),
+        }),
+    }
+}
+
+/// A temporary file that is removed unless it is persisted, so an upload
+/// that fails or is abandoned midway leaves nothing behind.
+struct TempFile {
+    path: Option<PathBuf>,
+    file: tokio::fs::File,
+}
+
+impl TempFile {
+    async fn create(path: PathBuf) -> Result<TempFile, BlobError> {
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(TempFile {
+            path: Some(path),
+            file,
+        })
+    }
+
+    /// Atomically moves the complete file to `dest`.
+    async fn persist(mut self, dest: &Path) -> Result<(), BlobError> {
+        let path = self.path.take().expect("persisted once");
+        if let Err(e) = tokio::fs::rename(&path, dest).await {
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

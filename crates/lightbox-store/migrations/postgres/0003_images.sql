@@ -1,0 +1,33 @@
+-- Pre-encounter images (candidhealth Images v1). Times are BIGINT ms (UTC).
+
+CREATE TABLE images (
+    org_id             TEXT NOT NULL REFERENCES organizations (id),
+    id                 TEXT NOT NULL,
+    version            BIGINT NOT NULL,
+    file_name          TEXT NOT NULL,
+    display_name       TEXT NOT NULL,
+    file_type          TEXT NOT NULL,
+    status             TEXT NOT NULL,
+    coverage_id        TEXT,
+    coverage_side      TEXT,
+    patient_id         TEXT,
+    patient_notes      TEXT,
+    deactivated        BOOLEAN NOT NULL DEFAULT FALSE,
+    updated_at         BIGINT NOT NULL,
+    updating_user_id   TEXT NOT NULL,
+    -- Binds upload links to this image and names its upload object.
+    upload_nonce       TEXT NOT NULL,
+    -- Set once, when verified bytes are stored; never changed afterwards.
+    blob_key           TEXT,
+    blob_size          BIGINT,
+    blob_content_type  TEXT,
+    created_at         BIGINT NOT NULL,
+    PRIMARY KEY (org_id, id)
+);
+-- One active FRONT and one active BACK per coverage; enforced here so that
+-- concurrent creates cannot both pass a check.
+CREATE UNIQUE INDEX images_one_side_per_coverage ON images (org_id, coverage_id, coverage_side)
+    WHERE NOT deactivated AND coverage_id IS NOT NULL;
+CREATE INDEX images_by_updated  ON images (org_id, updated_at, id);
+CREATE INDEX images_by_patient  ON images (org_id, patient_id);
+CREATE INDEX images_by_coverage ON images (org_id, coverage_id);
