@@ -131,6 +131,42 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Turns an error response that no handler rendered (a layer's 408 or 413,
+/// say) into an [`ApiError`] response, so it too gets the product's envelope.
+pub async fn envelope_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    if !is_error || response.extensions().get::<ApiError>().is_some() {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    let kind = match status {
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        s if s.is_server_error() => "internal",
+        _ => "http_error",
+    };
+    let message = match status {
+        StatusCode::REQUEST_TIMEOUT => "the request took too long".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let mut rendered = ApiError::new(status, kind, message).into_response();
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rendered
+}
+
 /// Replaces the body of every error response with `render(error)`, keeping
 /// its headers (`Retry-After`, `x-should-retry`, …); a product whose envelope
 /// differs from the default adds this as a layer on its router.

@@ -150,7 +150,8 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
-        ));
+        ))
+        .layer(axum::middleware::map_response(error::envelope_bare_errors));
     // Every route that touches an organization's data is audited.
     let audited =
         viewer

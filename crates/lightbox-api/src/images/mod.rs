@@ -12,7 +12,7 @@ mod token;
 mod wire;
 
 use crate::auth::bearer_token;
-use crate::error::{rerender, ApiError};
+use crate::error::{envelope_bare_errors, rerender, ApiError};
 use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -63,17 +63,7 @@ pub fn router(config: &crate::ApiConfig) -> Router<AppState> {
 /// Re-renders every error, including those of extractors and layers (408,
 /// 413), in the Images envelope.
 async fn envelope(response: Response) -> Response {
-    let response = rerender(render, response).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_json {
-        let message = status.canonical_reason().unwrap_or("error").to_lowercase();
-        return render(&ApiError::new(status, "http", message));
-    }
-    response
+    rerender(render, envelope_bare_errors(response).await).await
 }
 
 fn error_name(status: StatusCode) -> &'static str {
