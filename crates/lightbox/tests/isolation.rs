@@ -7,7 +7,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{unique_uid, Api, Backend, Org, TestServer};
+use support::{image_body, image_with_file, unique_uid, Api, Backend, Org, TestServer, PNG};
 
 on_both_backends!(
     another_org_gets_nothing_from_any_endpoint,
@@ -15,55 +15,6 @@ on_both_backends!(
     concurrent_creates_of_one_uid_make_exactly_one_study,
     oversized_bodies_get_the_envelope,
 );
-
-/// 1x1 transparent PNG.
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
-    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
-    0x42, 0x60, 0x82,
-];
-
-/// An Images API client for `org`, holding a fresh access token.
-async fn images_api(server: &TestServer, org: &Org) -> Api {
-    let r = server
-        .anonymous()
-        .post(
-            "/api/auth/v2/token",
-            json!({"client_id": org.client_id, "client_secret": org.client_secret}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    server.api(r.body["access_token"].as_str().unwrap())
-}
-
-fn image_body(coverage: &str, side: &str, patient: &str) -> Value {
-    json!({
-        "file_name": "card.png",
-        "display_name": "Insurance card",
-        "file_type": "image/png",
-        "status": "PENDING",
-        "coverage": {"id": coverage, "side": side},
-        "patient": {"id": patient, "notes": "front desk scan"},
-    })
-}
-
-/// Creates an image and uploads its bytes; returns the image after upload.
-async fn image_with_file(api: &Api, patient: &str) -> Value {
-    let coverage = uuid::Uuid::new_v4().to_string();
-    let r = api
-        .post("/images/v1", image_body(&coverage, "FRONT", patient))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let url = r.body["signed_url"].as_str().unwrap().to_owned();
-    let put = api.http.put(&url).body(PNG.to_vec()).send().await.unwrap();
-    assert!(put.status().is_success(), "upload: {}", put.status());
-    let id = r.body["id"].as_str().unwrap();
-    let r = api.get(&format!("/images/v1/{id}")).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    r.body
-}
 
 /// What one organization holds, and the strings that must never reach another.
 struct Holdings {
@@ -149,10 +100,10 @@ fn assert_sealed(what: &str, status: StatusCode, body: &str, a: &Holdings, allow
 async fn another_org_gets_nothing_from_any_endpoint(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (a, b) = (server.create_org("A"), server.create_org("B"));
-    let images_a = images_api(&server, &a).await;
+    let images_a = server.images_api(&a).await;
     let held = holdings(&server, &a, &images_a).await;
     let viewer_b = server.api(&b.api_key);
-    let images_b = images_api(&server, &b).await;
+    let images_b = server.images_api(&b).await;
     // B has data of its own, so lists are not trivially empty.
     let b_study = viewer_b
         .create_study(
@@ -289,7 +240,7 @@ fn retarget(url: &str, own: &str, other: &str) -> String {
 async fn signed_links_never_cross_objects_or_orgs(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (a, b) = (server.create_org("A"), server.create_org("B"));
-    let (images_a, images_b) = (images_api(&server, &a).await, images_api(&server, &b).await);
+    let (images_a, images_b) = (server.images_api(&a).await, server.images_api(&b).await);
     let image_a = image_with_file(&images_a, "pa").await;
     let image_b = image_with_file(&images_b, "pb").await;
     let (id_a, id_b) = (
@@ -429,7 +380,7 @@ async fn oversized_bodies_get_the_envelope(backend: Backend) {
     let server = TestServer::start(backend).await;
     let org = server.create_org("A");
     let api = server.api(&org.api_key);
-    let images = images_api(&server, &org).await;
+    let images = server.images_api(&org).await;
     // Viewer: {"type","message"}; Images: {"errorName","content"}.
     let (status, body) = announce_body(&api, "/v1/viewer/studies", 2 << 20).await;
     assert_eq!(

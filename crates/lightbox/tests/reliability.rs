@@ -9,10 +9,11 @@ use sqlx::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{unique_uid, Api, Backend, TestServer};
+use support::{image_body, image_with_file, unique_uid, Api, Backend, TestServer};
 
 on_both_backends!(
     every_access_is_audited_and_the_trail_is_append_only,
+    every_image_and_blob_access_is_audited,
     each_credential_is_rate_limited_on_its_own,
     acknowledged_writes_survive_a_crash,
     sigterm_lets_in_flight_requests_finish,
@@ -203,6 +204,75 @@ async fn every_access_is_audited_and_the_trail_is_append_only(backend: Backend) 
         assert!(error.contains("append-only"), "{sql}: {error}");
     }
     assert_eq!(audit_events(&api_b, "").await.len(), 2);
+}
+
+async fn every_image_and_blob_access_is_audited(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.create_org("A");
+    let images = server.images_api(&org).await;
+    let image = image_with_file(&images, "patient-7").await;
+    let id = image["id"].as_str().unwrap();
+    let read = images
+        .http
+        .get(image["signed_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    images.get("/images/v1?patient_id=patient-7").await;
+    images
+        .get("/images/v1/updates/scan?since=1970-01-01T00:00:00Z")
+        .await;
+    let coverage = uuid::Uuid::new_v4().to_string();
+    let updated = images
+        .send(
+            reqwest::Method::PUT,
+            &format!("/images/v1/{id}/1"),
+            Some(&image_body(&coverage, "BACK", "patient-7")),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    let gone = images
+        .send(reqwest::Method::DELETE, &format!("/images/v1/{id}/2"), None)
+        .await;
+    assert!(gone.status.is_success(), "{}", gone.body);
+
+    // The trail is read with a Viewer key of the same organization.
+    let events = audit_events(&server.api(&org.api_key), "").await;
+    let seen: Vec<(String, String, String)> = events
+        .iter()
+        .rev()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("-").to_owned();
+            (s("action"), s("resourceId"), s("actorType"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("auth.token", "-", "oauth_client"),
+        ("image.create", id, "oauth_client"),
+        ("blob.write", id, "signed_link"),
+        ("image.read", id, "oauth_client"),
+        ("blob.read", id, "signed_link"),
+        ("image.search", "-", "oauth_client"),
+        ("image.scan", "-", "oauth_client"),
+        ("image.update", id, "oauth_client"),
+        ("image.deactivate", id, "oauth_client"),
+    ]
+    .iter()
+    .map(|(a, r, k)| (a.to_string(), r.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(seen, expected, "{events:#?}");
+    // Neither the token nor the signed link's signature is recorded.
+    let dump = serde_json::to_string(&events).unwrap();
+    let token = images.key().unwrap();
+    let signature = image["signed_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap();
+    assert!(!dump.contains(token) && !dump.contains(signature));
+    assert!(!dump.contains(&org.client_secret));
 }
 
 async fn each_credential_is_rate_limited_on_its_own(backend: Backend) {

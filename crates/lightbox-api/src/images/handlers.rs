@@ -47,7 +47,11 @@ fn version(raw: &str) -> Result<i64> {
 
 async fn reply(state: &AppState, headers: &HeaderMap, image: &Image) -> Result<Response> {
     let url = signed_url(state, headers, image).await?;
-    Ok(Json(ImageJson::new(image, url)).into_response())
+    // Names the image in the audit trail, also for a create (no id in the path).
+    Ok(crate::audit::about(
+        image.id.to_string(),
+        Json(ImageJson::new(image, url)).into_response(),
+    ))
 }
 
 async fn replies(state: &AppState, headers: &HeaderMap, images: &[Image]) -> Result<Response> {

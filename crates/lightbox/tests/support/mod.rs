@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -240,6 +240,19 @@ impl TestServer {
         }
     }
 
+    /// An Images API client for `org`, holding a fresh access token.
+    pub async fn images_api(&self, org: &Org) -> Api {
+        let r = self
+            .anonymous()
+            .post(
+                "/api/auth/v2/token",
+                json!({"client_id": org.client_id, "client_secret": org.client_secret}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        self.api(r.body["access_token"].as_str().unwrap())
+    }
+
     pub fn anonymous(&self) -> Api {
         Api {
             http: self.http.clone(),
@@ -322,8 +335,12 @@ impl Api {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("{status}: body is not JSON: {text:?}"));
+        // Every body is JSON but a 204's, which is empty.
+        let body = match (status, text.as_str()) {
+            (StatusCode::NO_CONTENT, "") => Value::Null,
+            _ => serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{status}: body is not JSON: {text:?}")),
+        };
         Reply {
             status,
             headers,
@@ -354,4 +371,40 @@ impl Api {
 /// A DICOM UID no other test uses.
 pub fn unique_uid() -> String {
     format!("2.25.{}", uuid::Uuid::new_v4().as_u128() >> 8)
+}
+
+/// 1x1 transparent PNG.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+pub fn image_body(coverage: &str, side: &str, patient: &str) -> Value {
+    json!({
+        "file_name": "card.png",
+        "display_name": "Insurance card",
+        "file_type": "image/png",
+        "status": "PENDING",
+        "coverage": {"id": coverage, "side": side},
+        "patient": {"id": patient, "notes": "front desk scan"},
+    })
+}
+
+/// Creates an image and uploads its bytes; returns the image after upload.
+pub async fn image_with_file(api: &Api, patient: &str) -> Value {
+    let coverage = uuid::Uuid::new_v4().to_string();
+    let r = api
+        .post("/images/v1", image_body(&coverage, "FRONT", patient))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let url = r.body["signed_url"].as_str().unwrap().to_owned();
+    let put = api.http.put(&url).body(PNG.to_vec()).send().await.unwrap();
+    assert!(put.status().is_success(), "upload: {}", put.status());
+    let id = r.body["id"].as_str().unwrap();
+    let r = api.get(&format!("/images/v1/{id}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
 }
