@@ -64,7 +64,9 @@ impl Default for StoreOptions {
     }
 }
 
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+// synchronous = FULL: an acknowledged write survives a power cut, not only a
+// process crash (NORMAL in WAL mode may lose the last commits to the OS cache).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000;";
 
 impl Store {
