@@ -69,6 +69,17 @@ async fn holdings(server: &TestServer, org: &Org, images: &Api) -> Holdings {
     }
 }
 
+type Call = (Method, String, Option<Value>, &'static [u16]);
+
+/// Makes each call as `api` and checks its answer with [`assert_sealed`].
+async fn probe(api: &Api, calls: Vec<Call>, a: &Holdings) {
+    for (method, path, body, allowed) in calls {
+        let r = api.send(method.clone(), &path, body.as_ref()).await;
+        let what = format!("{method} {path}");
+        assert_sealed(&what, r.status, &r.body.to_string(), a, allowed);
+    }
+}
+
 /// Asserts that `reply` shows none of `a`'s data and is one of `allowed`.
 fn assert_sealed(what: &str, status: StatusCode, body: &str, a: &Holdings, allowed: &[u16]) {
     assert!(
@@ -128,7 +139,7 @@ async fn another_org_gets_nothing_from_any_endpoint(backend: Backend) {
     let marker = &held.secrets[0];
     let new_uid = unique_uid();
     #[rustfmt::skip]
-    let viewer_calls: Vec<(Method, String, Option<Value>, &[u16])> = vec![
+    let viewer_calls: Vec<Call> = vec![
         (Method::GET, format!("/v1/viewer/studies/{s}"), None, &[404]),
         (Method::PATCH, format!("/v1/viewer/studies/{s}"), Some(json!({"studyDescription": "x"})), &[404]),
         (Method::GET, format!("/v1/viewer/studies/by-uid/{a_uid}"), None, &[404]),
@@ -154,16 +165,7 @@ async fn another_org_gets_nothing_from_any_endpoint(backend: Backend) {
         (Method::GET, "/v1/viewer/users/invitations?limit=100".into(), None, &[200]),
         (Method::GET, format!("/v1/viewer/users/invitations?userId={u}"), None, &[200, 404]),
     ];
-    for (method, path, body, allowed) in viewer_calls {
-        let r = viewer_b.send(method.clone(), &path, body.as_ref()).await;
-        assert_sealed(
-            &format!("{method} {path}"),
-            r.status,
-            &r.body.to_string(),
-            &held,
-            allowed,
-        );
-    }
+    probe(&viewer_b, viewer_calls, &held).await;
     // B's trail holds B's own attempts (with the ids B sent) and nothing of A's.
     let r = viewer_b.get("/v1/audit/events?limit=100").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -186,7 +188,7 @@ async fn another_org_gets_nothing_from_any_endpoint(backend: Backend) {
 
     let (m, v) = (&held.image_id, held.image_version);
     #[rustfmt::skip]
-    let image_calls: Vec<(Method, String, Option<Value>, &[u16])> = vec![
+    let image_calls: Vec<Call> = vec![
         (Method::GET, format!("/images/v1/{m}"), None, &[404]),
         (Method::PUT, format!("/images/v1/{m}/{v}"), Some(image_body(&uuid::Uuid::new_v4().to_string(), "BACK", "x")), &[404]),
         (Method::DELETE, format!("/images/v1/{m}/{v}"), None, &[404]),
@@ -194,16 +196,7 @@ async fn another_org_gets_nothing_from_any_endpoint(backend: Backend) {
         (Method::GET, format!("/images/v1?patient_id={marker}"), None, &[200]),
         (Method::GET, "/images/v1/updates/scan?since=1970-01-01T00:00:00Z".into(), None, &[200]),
     ];
-    for (method, path, body, allowed) in image_calls {
-        let r = images_b.send(method.clone(), &path, body.as_ref()).await;
-        assert_sealed(
-            &format!("{method} {path}"),
-            r.status,
-            &r.body.to_string(),
-            &held,
-            allowed,
-        );
-    }
+    probe(&images_b, image_calls, &held).await;
     // A's image is untouched by all of that.
     let r = images_a.get(&format!("/images/v1/{m}")).await;
     assert_eq!(

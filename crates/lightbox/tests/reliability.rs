@@ -27,6 +27,23 @@ async fn audit_events(api: &Api, query: &str) -> Vec<Value> {
     r.body["events"].as_array().unwrap().clone()
 }
 
+/// The trail oldest first, as (action, resourceId, `third`) triples.
+fn trail(events: &[Value], third: &str) -> Vec<(String, String, String)> {
+    let field = |e: &Value, k: &str| e[k].as_str().unwrap_or("-").to_owned();
+    events
+        .iter()
+        .rev()
+        .map(|e| (field(e, "action"), field(e, "resourceId"), field(e, third)))
+        .collect()
+}
+
+fn owned(triples: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    triples
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
 /// Runs `sql` straight against the server's database and returns the error it gets.
 async fn direct_sql_error(server: &TestServer, sql: &str) -> String {
     let result = match server.backend {
@@ -96,15 +113,8 @@ async fn every_access_is_audited_and_the_trail_is_append_only(backend: Backend) 
     );
 
     let events = audit_events(&api_a, "").await;
-    let seen: Vec<(String, String, String)> = events
-        .iter()
-        .rev()
-        .map(|e| {
-            let s = |k: &str| e[k].as_str().unwrap_or("-").to_owned();
-            (s("action"), s("resourceId"), s("outcome"))
-        })
-        .collect();
-    let expected: Vec<(String, String, String)> = [
+    let seen = trail(&events, "outcome");
+    let expected = owned(&[
         ("study.create", id.as_str(), "success"),
         ("study.read", id.as_str(), "success"),
         ("study.read", id.as_str(), "success"),
@@ -114,10 +124,7 @@ async fn every_access_is_audited_and_the_trail_is_append_only(backend: Backend) 
         ("study.cancel", id.as_str(), "success"),
         ("study.link", id.as_str(), "success"),
         ("study.view", id.as_str(), "success"),
-    ]
-    .iter()
-    .map(|(a, r, o)| (a.to_string(), r.to_string(), o.to_string()))
-    .collect();
+    ]);
     assert_eq!(seen, expected, "{events:#?}");
     for e in &events {
         assert_eq!(e["clientIp"], "127.0.0.1");
@@ -239,15 +246,8 @@ async fn every_image_and_blob_access_is_audited(backend: Backend) {
 
     // The trail is read with a Viewer key of the same organization.
     let events = audit_events(&server.api(&org.api_key), "").await;
-    let seen: Vec<(String, String, String)> = events
-        .iter()
-        .rev()
-        .map(|e| {
-            let s = |k: &str| e[k].as_str().unwrap_or("-").to_owned();
-            (s("action"), s("resourceId"), s("actorType"))
-        })
-        .collect();
-    let expected: Vec<(String, String, String)> = [
+    let seen = trail(&events, "actorType");
+    let expected = owned(&[
         ("auth.token", "-", "oauth_client"),
         ("image.create", id, "oauth_client"),
         ("blob.write", id, "signed_link"),
@@ -257,10 +257,7 @@ async fn every_image_and_blob_access_is_audited(backend: Backend) {
         ("image.scan", "-", "oauth_client"),
         ("image.update", id, "oauth_client"),
         ("image.deactivate", id, "oauth_client"),
-    ]
-    .iter()
-    .map(|(a, r, k)| (a.to_string(), r.to_string(), k.to_string()))
-    .collect();
+    ]);
     assert_eq!(seen, expected, "{events:#?}");
     // Neither the token nor the signed link's signature is recorded.
     let dump = serde_json::to_string(&events).unwrap();
