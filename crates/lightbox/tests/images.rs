@@ -675,6 +675,13 @@ async fn scan_includes_deactivated_oldest_first_and_is_bounded(backend: Backend)
         .collect();
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
 
+    // The SDK's isoformat() spelling (microseconds, +00:00) works too.
+    let sdk_style = scan("?since=2020-01-01T00:00:00.123000%2B00:00".into()).await;
+    let ids_of = |v: &Value| -> Vec<Value> {
+        v.as_array().unwrap().iter().map(|i| i["id"].clone()).collect()
+    };
+    assert_eq!(sdk_style.status, StatusCode::OK, "{}", sdk_style.json());
+    assert_eq!(ids_of(&sdk_style.json()), ids_of(&all));
     // `since` is inclusive: the last item's time returns it again.
     let from_last = scan(format!("?since={}", stamps[3])).await.json();
     assert_eq!(from_last[0]["id"], ids[0].as_str());
