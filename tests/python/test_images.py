@@ -206,6 +206,19 @@ def test_uploads_are_checked_for_type_and_must_precede_uploaded(images: CandidAp
     assert read(api.get(id=image.id).signed_url).content == PNG
 
 
+def test_oversize_uploads_get_413_in_the_envelope(start_server) -> None:
+    srv = start_server("--max-upload-bytes", "4096")
+    org = srv.new_org()
+    api = org.images_client().pre_encounter.images.v_1
+    image = api.create(request=mutable("big.png"))
+    # Several MiB: the answer must arrive even though the client sends it all first.
+    too_big = put(image.signed_url, png_of(5 * 1024 * 1024))
+    assert too_big.status_code == 413
+    assert too_big.json()["errorName"] == "PayloadTooLargeError"
+    assert put(image.signed_url, png_of(4096)).status_code == 200
+    org.close()
+
+
 def test_get_multi_filters_and_sorts(images: CandidApiClient) -> None:
     api = images.pre_encounter.images.v_1
     coverage = uuid.uuid4()

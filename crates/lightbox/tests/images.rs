@@ -199,7 +199,6 @@ fn id_of(image: &Value) -> String {
     image["id"].as_str().unwrap().to_owned()
 }
 
-
 fn url_of(image: &Value) -> String {
     image["signed_url"].as_str().unwrap().to_owned()
 }
@@ -488,6 +487,17 @@ async fn images_are_versioned_with_conflicts(backend: Backend) {
         .await
         .error(StatusCode::BAD_REQUEST, "BadRequestError");
 
+    // Unknown paths and methods under the Images API answer in its envelope too.
+    api.call(Method::GET, &format!("/images/v1/{id}/1/extra"), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "NotFoundError");
+    api.call(Method::PATCH, "/images/v1", None)
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedError");
+    api.call(Method::GET, "/api/auth/v2/token", None)
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedError");
+
     // Bad bodies are 400s in the envelope.
     for bad in [
         json!({"display_name": "x", "file_type": "image/png", "status": "PENDING"}),
@@ -678,7 +688,11 @@ async fn scan_includes_deactivated_oldest_first_and_is_bounded(backend: Backend)
     // The SDK's isoformat() spelling (microseconds, +00:00) works too.
     let sdk_style = scan("?since=2020-01-01T00:00:00.123000%2B00:00".into()).await;
     let ids_of = |v: &Value| -> Vec<Value> {
-        v.as_array().unwrap().iter().map(|i| i["id"].clone()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect()
     };
     assert_eq!(sdk_style.status, StatusCode::OK, "{}", sdk_style.json());
     assert_eq!(ids_of(&sdk_style.json()), ids_of(&all));
