@@ -1,5 +1,5 @@
 """End-to-end fixtures: a real `lightbox serve` per storage backend, driven
-through the official avara SDK.
+through the official avara (Viewer) and candidhealth (Images) SDKs.
 
 Environment:
   LIGHTBOX_BIN                  server binary (default: <repo>/target/debug/lightbox)
@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import avara
 import httpx
+from candid import CandidApiClient, CandidApiClientEnvironment
 import psycopg
 import pytest
 from psycopg import sql
@@ -114,6 +115,8 @@ class Org:
     owner_email: str
     api_key: str
     api_key_id: str
+    client_id: str = ""  # OAuth client credentials for the Images API
+    client_secret: str = ""
     _clients: list = field(default_factory=list, repr=False)
 
     def client(self, **kwargs) -> avara.Avara:
@@ -121,6 +124,10 @@ class Org:
         client = self.server.client(self.api_key, **kwargs)
         self._clients.append(client)
         return client
+
+    def images_client(self, **kwargs) -> CandidApiClient:
+        """A candidhealth SDK client that gets its token with this org's client credentials."""
+        return self.server.candid_client(self.client_id, self.client_secret, **kwargs)
 
     def close(self) -> None:
         for client in self._clients:
@@ -130,7 +137,13 @@ class Org:
 class LightboxServer:
     """One `lightbox serve` process and the admin CLI against the same store."""
 
-    def __init__(self, backend: Backend, data_dir: Path, extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        backend: Backend,
+        data_dir: Path,
+        extra_args: tuple[str, ...] = (),
+        extra_env: Optional[dict[str, str]] = None,
+    ):
         self.backend = backend
         self.data_dir = data_dir
         self.extra_args = extra_args
@@ -139,6 +152,7 @@ class LightboxServer:
         if backend.database_url:
             self.env["DATABASE_URL"] = backend.database_url
         self.env.setdefault("LIGHTBOX_LOG", "info,sqlx=warn")
+        self.env.update(extra_env or {})
         self.log_path = data_dir / "server.log"
         self.base_url = ""
         self.proc: Optional[subprocess.Popen] = None
@@ -259,9 +273,23 @@ class LightboxServer:
             owner_email=owner_email,
             api_key=out["api_key"],
             api_key_id=out["api_key_id"],
+            client_id=out["client_id"],
+            client_secret=out["client_secret"],
         )
 
     # -- SDK
+
+    def candid_environment(self) -> CandidApiClientEnvironment:
+        """One server plays both Candid roles: token endpoint and pre-encounter API."""
+        return CandidApiClientEnvironment(candid_api=self.base_url, pre_encounter=self.base_url)
+
+    def candid_client(self, client_id: str, client_secret: str, **kwargs) -> CandidApiClient:
+        return CandidApiClient(
+            environment=self.candid_environment(),
+            client_id=client_id,
+            client_secret=client_secret,
+            **kwargs,
+        )
 
     def client(self, api_key: str, *, max_retries: int = 0, **kwargs) -> avara.Avara:
         """An SDK client pointed at this server. Strict response validation makes

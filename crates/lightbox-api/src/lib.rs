@@ -205,12 +205,27 @@ fn plain_json_error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn not_found() -> Response {
-    plain_json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+/// Unmatched paths and methods answer in the envelope of the product whose
+/// paths they are under, so SDK clients can parse every error.
+fn routing_error(
+    uri: &axum::http::Uri,
+    status: StatusCode,
+    kind: &'static str,
+    message: &str,
+) -> Response {
+    if images::owns_path(uri.path()) {
+        return images::render(&ApiError::new(status, kind, message));
+    }
+    plain_json_error(status, kind, message)
 }
 
-async fn method_not_allowed() -> Response {
-    plain_json_error(
+async fn not_found(uri: axum::http::Uri) -> Response {
+    routing_error(&uri, StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    routing_error(
+        &uri,
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "this endpoint does not accept that method",

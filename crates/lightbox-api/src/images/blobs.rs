@@ -10,15 +10,17 @@ use crate::audit::{AuditActor, AuditSlot};
 use crate::error::ApiError;
 use crate::extract::{PathParam, QueryMap};
 use crate::{public_base, AppState};
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use futures_util::StreamExt;
 use lightbox_blob::{BlobError, BlobStore, Claims, SignError};
 use lightbox_domain::audit::ActorKind;
 use lightbox_domain::image::Image;
 use lightbox_domain::{Error, ImageId, OrgId, Timestamp};
+use std::time::Duration;
 
 const IMAGE_UPLOAD: &str = "image-upload";
 const IMAGE_READ: &str = "image-read";
@@ -139,6 +141,10 @@ fn audit_link(slot: Option<&AuditSlot>, org: OrgId, id: &ImageId) {
     }
 }
 
+/// How much of a refused upload's body is read and discarded before answering.
+const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
+
 /// `PUT /blobs/v1/images/{id}?token=…`: the one upload of an image's bytes.
 pub async fn upload(
     State(state): State<AppState>,
@@ -148,7 +154,37 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (org, id, nonce) = verify_link(&state, &query, &path_id, IMAGE_UPLOAD)?;
+    let mut stream = body.into_data_stream();
+    let result = receive(&state, &path_id, &query, slot, &headers, &mut stream).await;
+    // Most clients send the whole body before they read the answer (no
+    // `Expect: 100-continue`): answering a refused upload at once would reach
+    // them as a reset connection instead of the 413/415/403, so the rest of
+    // the body is read and discarded first, within bounds. With `Expect`, the
+    // client waits for the answer and sends nothing more.
+    if result.is_err() && !headers.contains_key(header::EXPECT) {
+        let drain = async {
+            let mut seen = 0u64;
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen += chunk.len() as u64;
+                if seen > DRAIN_MAX_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_MAX_TIME, drain).await;
+    }
+    result
+}
+
+async fn receive(
+    state: &AppState,
+    path_id: &str,
+    query: &QueryMap,
+    slot: Option<Extension<AuditSlot>>,
+    headers: &HeaderMap,
+    stream: &mut BodyDataStream,
+) -> Result<Response, ApiError> {
+    let (org, id, nonce) = verify_link(state, query, path_id, IMAGE_UPLOAD)?;
     audit_link(slot.as_deref(), org, &id);
     let image = state
         .store
@@ -181,7 +217,7 @@ pub async fn upload(
     let key = BlobStore::final_key(&org.to_string(), &id.to_string());
     let blob = state
         .blobs
-        .write_local(&key, body.into_data_stream(), kind)
+        .write_local(&key, stream, kind)
         .await
         .map_err(blob_error)?;
     match state.store.attach_image_blob(org, &id, &nonce, &blob).await {

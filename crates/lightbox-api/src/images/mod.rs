@@ -85,7 +85,15 @@ fn error_name(status: StatusCode) -> &'static str {
     }
 }
 
-fn render(error: &ApiError) -> Response {
+/// Whether `path` belongs to the Images API (its routes, token endpoint and blob links).
+pub(crate) fn owns_path(path: &str) -> bool {
+    ["/images/", "/api/auth/", "/blobs/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+        || path == "/images"
+}
+
+pub(crate) fn render(error: &ApiError) -> Response {
     let mut content = serde_json::json!({ "message": error.message });
     if let Some(field) = &error.field {
         content["data"] = serde_json::json!({ "field": field });

@@ -163,6 +163,35 @@ impl TestServer {
         self.base = base;
     }
 
+    /// The server process id (e.g. to read its memory use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A value from the server's `settings` table, read from its real database.
+    pub async fn setting(&self, key: &str) -> String {
+        const SQL: &str = "SELECT value FROM settings WHERE key = $1";
+        match self.database_url() {
+            Some(url) => {
+                let mut conn = PgConnection::connect(url).await.unwrap();
+                sqlx::query_scalar(SQL)
+                    .bind(key)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            }
+            None => {
+                let url = format!("sqlite://{}", self.sqlite_path().display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(SQL)
+                    .bind(key)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
     pub fn database_url(&self) -> Option<&str> {
         self.db.as_ref().map(|d| d.url.as_str())
     }
