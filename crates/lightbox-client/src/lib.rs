@@ -113,8 +113,7 @@ impl ClientBuilder {
         self
     }
 
-    /// How long before its expiry an access token is renewed (default 2 min,
-    /// at most half the token's lifetime).
+    /// How long before its expiry an access token is renewed (default 2 min).
     pub fn token_refresh_margin(mut self, margin: Duration) -> Self {
         self.token_refresh_margin = margin;
         self
@@ -345,11 +344,13 @@ impl Client {
         }
         let fetched = Instant::now();
         let token = self.fetch_token(oauth).await?;
+        // As the candidhealth SDK: a token living no longer than the margin
+        // is used for one request only.
         let lifetime = Duration::from_secs(token.expires_in);
-        let margin = self.inner.settings.token_refresh_margin.min(lifetime / 2);
+        let margin = self.inner.settings.token_refresh_margin;
         *cached = Some(CachedToken {
             value: token.access_token.clone(),
-            renew_at: fetched + lifetime - margin,
+            renew_at: fetched + lifetime.saturating_sub(margin),
         });
         Ok(token.access_token)
     }

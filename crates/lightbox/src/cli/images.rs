@@ -119,6 +119,7 @@ fn show(remote: &Remote, i: &Image) -> anyhow::Result<()> {
     if remote.json {
         return print_json(i);
     }
+    // The signed_url is long and short-lived: --json shows it.
     let t = record_table(vec![
         ("id", i.id.clone()),
         ("file_name", i.file_name.clone()),
@@ -140,7 +141,6 @@ fn show(remote: &Remote, i: &Image) -> anyhow::Result<()> {
         ("deactivated", i.deactivated.to_string()),
         ("updated_at", i.updated_at.to_rfc3339()),
         ("updating_user_id", i.updating_user_id.clone()),
-        ("signed_url", i.signed_url.clone()),
     ]);
     println!("{t}");
     Ok(())

@@ -176,7 +176,11 @@ async fn list(client: &Client, remote: &Remote, a: ListArgs) -> anyhow::Result<(
         ]);
     }
     println!("{t}");
-    eprintln!("{} studies", studies.len());
+    eprintln!(
+        "{} {}",
+        studies.len(),
+        if studies.len() == 1 { "study" } else { "studies" }
+    );
     Ok(())
 }
 
