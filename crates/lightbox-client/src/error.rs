@@ -208,7 +208,10 @@ mod tests {
         assert_eq!(i.latest_version(), Some(4));
 
         let o = ApiError::parse(502, b"<html>bad gateway</html>\n", None);
-        assert_eq!(o.envelope, Envelope::Other("<html>bad gateway</html>".into()));
+        assert_eq!(
+            o.envelope,
+            Envelope::Other("<html>bad gateway</html>".into())
+        );
         assert_eq!(o.kind(), None);
     }
 }

@@ -130,7 +130,10 @@ pub(crate) struct TokenResponse {
 /// The media type Lightbox expects for a file name's extension, if it
 /// verifies that kind of file.
 pub fn media_type_for(file_name: &str) -> Option<&'static str> {
-    let ext = Path::new(file_name).extension()?.to_str()?.to_ascii_lowercase();
+    let ext = Path::new(file_name)
+        .extension()?
+        .to_str()?
+        .to_ascii_lowercase();
     Some(match ext.as_str() {
         "png" => "image/png",
         "jpg" | "jpeg" => "image/jpeg",

@@ -35,11 +35,9 @@ mod error;
 mod images;
 mod viewer;
 
-pub use error::{
-    ApiError, Envelope, Error, ImagesError, ImagesErrorContent, Result, ViewerError,
-};
-pub use images::*;
+pub use error::{ApiError, Envelope, Error, ImagesError, ImagesErrorContent, Result, ViewerError};
 use images::TokenResponse;
+pub use images::*;
 pub use viewer::*;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -140,11 +138,14 @@ impl ClientBuilder {
             .user_agent(self.user_agent.clone())
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
-        let oauth = self.credentials.clone().map(|(client_id, client_secret)| OAuth {
-            client_id,
-            client_secret,
-            token: Mutex::new(None),
-        });
+        let oauth = self
+            .credentials
+            .clone()
+            .map(|(client_id, client_secret)| OAuth {
+                client_id,
+                client_secret,
+                token: Mutex::new(None),
+            });
         let api_key = self.api_key.clone();
         Ok(Client {
             inner: Arc::new(Inner {
@@ -260,7 +261,9 @@ impl Client {
                 Auth::None => {}
                 Auth::ApiKey => {
                     let key = self.inner.api_key.as_deref().ok_or_else(|| {
-                        Error::Config("the Viewer API needs an API key (ClientBuilder::api_key)".into())
+                        Error::Config(
+                            "the Viewer API needs an API key (ClientBuilder::api_key)".into(),
+                        )
                     })?;
                     request = request.bearer_auth(key);
                 }
@@ -498,7 +501,8 @@ mod tests {
     fn urls_keep_a_prefix_and_encode_segments() {
         let c = Client::builder("http://h:1/base/").build().unwrap();
         assert_eq!(
-            c.url(&["v1", "viewer", "studies", "by-uid", "1.2/3 4"]).as_str(),
+            c.url(&["v1", "viewer", "studies", "by-uid", "1.2/3 4"])
+                .as_str(),
             "http://h:1/base/v1/viewer/studies/by-uid/1.2%2F3%204"
         );
         let c = Client::builder("http://h:1").build().unwrap();

@@ -52,8 +52,17 @@ async fn studies_verbs(backend: Backend) {
         &server,
         &org,
         &[
-            "studies", "create", "--uid", &uid, "--description", "CT Head", "--severity", "stat",
-            "--metadata", "site=north", "--json",
+            "studies",
+            "create",
+            "--uid",
+            &uid,
+            "--description",
+            "CT Head",
+            "--severity",
+            "stat",
+            "--metadata",
+            "site=north",
+            "--json",
         ],
     );
     let id = created["studyId"].as_str().unwrap().to_owned();
@@ -61,12 +70,22 @@ async fn studies_verbs(backend: Backend) {
     assert_eq!(created["metadata"]["site"], "north");
 
     // get by id and by UID; the table names the fields and values.
-    assert_eq!(ok_json(&server, &org, &["studies", "get", &uid, "--json"])["studyId"], id);
+    assert_eq!(
+        ok_json(&server, &org, &["studies", "get", &uid, "--json"])["studyId"],
+        id
+    );
     let table = ok_text(&server, &org, &["studies", "get", &id]);
-    assert!(table.contains("studyInstanceUid") && table.contains(&uid), "{table}");
+    assert!(
+        table.contains("studyInstanceUid") && table.contains(&uid),
+        "{table}"
+    );
     assert!(table.contains("site=north"), "{table}");
 
-    let listed = ok_json(&server, &org, &["studies", "list", "--severity", "stat", "--json"]);
+    let listed = ok_json(
+        &server,
+        &org,
+        &["studies", "list", "--severity", "stat", "--json"],
+    );
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["studyId"], id);
     let table = ok_text(&server, &org, &["studies", "list"]);
@@ -74,14 +93,21 @@ async fn studies_verbs(backend: Backend) {
 
     let cancelled = ok_json(&server, &org, &["studies", "cancel", &id, "--json"]);
     assert_eq!(cancelled["isCancelled"], true);
-    let active = ok_json(&server, &org, &["studies", "list", "--cancelled", "false", "--json"]);
+    let active = ok_json(
+        &server,
+        &org,
+        &["studies", "list", "--cancelled", "false", "--json"],
+    );
     assert_eq!(active, Value::Array(vec![]));
 
     // A refusal shows the server's message and exits non-zero.
     let out = run(&server, &org, &["studies", "cancel", &id]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("409") && err.contains("already cancelled"), "{err}");
+    assert!(
+        err.contains("409") && err.contains("already cancelled"),
+        "{err}"
+    );
 }
 
 async fn import_reports_each_row(backend: Backend) {
@@ -92,7 +118,15 @@ async fn import_reports_each_row(backend: Backend) {
     ok_json(
         &server,
         &org,
-        &["studies", "create", "--uid", &dup, "--description", "old", "--json"],
+        &[
+            "studies",
+            "create",
+            "--uid",
+            &dup,
+            "--description",
+            "old",
+            "--json",
+        ],
     );
     let mut csv = String::from("study_instance_uid,studyDescription,severity,metadata.site\n");
     csv += &format!("{a},MR Knee,high,north\n");
@@ -107,8 +141,15 @@ async fn import_reports_each_row(backend: Backend) {
     std::fs::write(&file, csv).unwrap();
     let file = file.to_str().unwrap();
 
-    let out = run(&server, &org, &["studies", "import", file, "--concurrency", "4", "--json"]);
-    assert!(!out.status.success(), "failed rows make the exit status non-zero");
+    let out = run(
+        &server,
+        &org,
+        &["studies", "import", file, "--concurrency", "4", "--json"],
+    );
+    assert!(
+        !out.status.success(),
+        "failed rows make the exit status non-zero"
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["rows"], 25);
     assert_eq!(report["created"].as_array().unwrap().len(), 22);
@@ -129,13 +170,20 @@ async fn import_reports_each_row(backend: Backend) {
     assert_eq!(all.as_array().unwrap().len(), 23);
 
     // Re-running with --skip-existing: what exists is skipped, not failed.
-    let out = run(&server, &org, &["studies", "import", file, "--skip-existing"]);
+    let out = run(
+        &server,
+        &org,
+        &["studies", "import", file, "--skip-existing"],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("25 rows: 0 created, 23 skipped (already there), 2 failed"),
         "{text}"
     );
-    assert!(text.contains("not a uid"), "the failures table names the row: {text}");
+    assert!(
+        text.contains("not a uid"),
+        "the failures table names the row: {text}"
+    );
 }
 
 on_both_backends!(studies_verbs, import_reports_each_row);
@@ -153,8 +201,16 @@ async fn images_upload_and_get() {
         &server,
         &org,
         &[
-            "images", "upload", file.to_str().unwrap(), "--patient-id", "pat-9",
-            "--coverage-id", &coverage, "--side", "FRONT", "--json",
+            "images",
+            "upload",
+            file.to_str().unwrap(),
+            "--patient-id",
+            "pat-9",
+            "--coverage-id",
+            &coverage,
+            "--side",
+            "FRONT",
+            "--json",
         ],
     );
     assert_eq!(image["status"], "UPLOADED");
@@ -167,12 +223,22 @@ async fn images_upload_and_get() {
     let got = ok_json(
         &server,
         &org,
-        &["images", "get", id, "--output", saved.to_str().unwrap(), "--json"],
+        &[
+            "images",
+            "get",
+            id,
+            "--output",
+            saved.to_str().unwrap(),
+            "--json",
+        ],
     );
     assert_eq!(got["id"], id);
     assert_eq!(std::fs::read(&saved).unwrap(), PNG);
     let table = ok_text(&server, &org, &["images", "get", id]);
-    assert!(table.contains("UPLOADED") && table.contains("pat-9"), "{table}");
+    assert!(
+        table.contains("UPLOADED") && table.contains("pat-9"),
+        "{table}"
+    );
 
     // A file whose bytes are not its type: refused, the record named.
     let fake = dir.path().join("fake.png");
@@ -180,7 +246,10 @@ async fn images_upload_and_get() {
     let out = run(&server, &org, &["images", "upload", fake.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("stays PENDING") && err.contains("415"), "{err}");
+    assert!(
+        err.contains("stays PENDING") && err.contains("415"),
+        "{err}"
+    );
 
     let out = run(&server, &org, &["images", "get", "no-such-image"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("NotFoundError"));

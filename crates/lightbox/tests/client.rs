@@ -29,14 +29,26 @@ fn client(server: &TestServer, org: &Org) -> Client {
 fn audit_count(server: &TestServer, org: &Org, action: &str) -> usize {
     let mut command = Command::new(BIN);
     command
-        .args(["admin", "audit", "--org", &org.org_id, "--action", action, "--json"])
+        .args([
+            "admin",
+            "audit",
+            "--org",
+            &org.org_id,
+            "--action",
+            action,
+            "--json",
+        ])
         .env("LIGHTBOX_DATA_DIR", server.data_dir.path())
         .env_remove("DATABASE_URL");
     if let Some(url) = server.database_url() {
         command.env("DATABASE_URL", url);
     }
     let out = command.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().lines().count()
 }
 
@@ -57,10 +69,7 @@ async fn studies_through_the_client(backend: Backend) {
 
     assert_eq!(c.get_study(&created.study_id).await.unwrap(), created);
     assert_eq!(c.get_study_by_uid(&uid).await.unwrap(), created);
-    assert_eq!(
-        c.find_study(&StudyRef::parse(&uid)).await.unwrap(),
-        created
-    );
+    assert_eq!(c.find_study(&StudyRef::parse(&uid)).await.unwrap(), created);
 
     let updated = c
         .update_study(
@@ -96,12 +105,22 @@ async fn studies_through_the_client(backend: Backend) {
         .unwrap_err();
     assert!(err.api().unwrap().is_not_found());
 
-    assert!(c.cancel_study(&StudyRef::Uid(uid.clone())).await.unwrap().success);
+    assert!(
+        c.cancel_study(&StudyRef::Uid(uid.clone()))
+            .await
+            .unwrap()
+            .success
+    );
     assert!(c.get_study(&created.study_id).await.unwrap().is_cancelled);
-    let again = c.cancel_study(&StudyRef::Id(created.study_id.clone())).await;
+    let again = c
+        .cancel_study(&StudyRef::Id(created.study_id.clone()))
+        .await;
     assert_eq!(again.unwrap_err().status(), Some(409));
     assert!(c.uncancel_study(&StudyRef::Uid(uid)).await.unwrap().success);
-    let link = c.reroute_url(&StudyRef::Id(created.study_id)).await.unwrap();
+    let link = c
+        .reroute_url(&StudyRef::Id(created.study_id))
+        .await
+        .unwrap();
     assert!(link.url.contains("/viewer/open/"), "{}", link.url);
 }
 
@@ -112,7 +131,11 @@ async fn listing_streams_every_page(backend: Backend) {
     let c = client(&server, &org);
     let mut made = Vec::new();
     for i in 0..7 {
-        let severity = if i % 2 == 0 { Severity::High } else { Severity::Normal };
+        let severity = if i % 2 == 0 {
+            Severity::High
+        } else {
+            Severity::Normal
+        };
         let s = c
             .create_study(&NewStudy::new(unique_uid(), format!("MR {i}"), severity))
             .await
@@ -314,15 +337,20 @@ async fn credentials_missing_or_wrong() {
     assert_eq!(err.api().unwrap().kind(), Some("UnauthorizedError"));
     // The key and the secret never show in the client's Debug output.
     let shown = format!("{wrong:?}");
-    assert!(!shown.contains("lbk_wrong") && !shown.contains("lbs_wrong"), "{shown}");
+    assert!(
+        !shown.contains("lbk_wrong") && !shown.contains("lbs_wrong"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
 async fn rate_limits_are_waited_out() {
     // One request a second per credential, no burst beyond that.
-    let server =
-        TestServer::start_with(Backend::Sqlite, &["--rate-limit-per-second", "1", "--rate-limit-burst", "1"])
-            .await;
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        &["--rate-limit-per-second", "1", "--rate-limit-burst", "1"],
+    )
+    .await;
     let org = server.create_org("Busy Co");
     let uid = unique_uid();
     let patient = client(&server, &org);
@@ -373,7 +401,10 @@ async fn unreachable_and_silent_servers_fail_within_bounds() {
         .build()
         .unwrap();
     let err = c.get_study_by_uid("1.2").await.unwrap_err();
-    assert!(matches!(err, Error::Transport { timeout: false, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Transport { timeout: false, .. }),
+        "{err}"
+    );
 
     // A server that accepts and never answers: the timeout ends each attempt.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -391,6 +422,9 @@ async fn unreachable_and_silent_servers_fail_within_bounds() {
         .build()
         .unwrap();
     let err = c.get_study_by_uid("1.2").await.unwrap_err();
-    assert!(matches!(err, Error::Transport { timeout: true, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Transport { timeout: true, .. }),
+        "{err}"
+    );
     hold.abort();
 }

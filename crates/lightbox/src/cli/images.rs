@@ -79,7 +79,10 @@ pub async fn run(args: ImagesArgs) -> anyhow::Result<()> {
                 file_name,
                 file_type,
                 status: ImageStatus::Pending,
-                coverage: a.coverage_id.zip(a.side).map(|(id, side)| CoverageAssociation { id, side }),
+                coverage: a
+                    .coverage_id
+                    .zip(a.side)
+                    .map(|(id, side)| CoverageAssociation { id, side }),
                 patient: a.patient_id.map(|id| PatientAssociation {
                     id,
                     notes: a.patient_notes,
@@ -90,7 +93,10 @@ pub async fn run(args: ImagesArgs) -> anyhow::Result<()> {
                 .upload_image_bytes(&created, bytes.into())
                 .await
                 .with_context(|| {
-                    format!("image {} was created but its file was not stored (it stays PENDING)", created.id)
+                    format!(
+                        "image {} was created but its file was not stored (it stays PENDING)",
+                        created.id
+                    )
                 })?;
             let done = client
                 .update_image(

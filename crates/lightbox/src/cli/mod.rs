@@ -15,13 +15,23 @@ use std::time::Duration;
 #[derive(Args, Debug, Clone)]
 pub struct Remote {
     /// Base URL of the Lightbox server.
-    #[arg(long, env = "LIGHTBOX_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "LIGHTBOX_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub url: String,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
     /// Seconds one request may take.
-    #[arg(long, env = "LIGHTBOX_TIMEOUT_SECS", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "LIGHTBOX_TIMEOUT_SECS",
+        default_value_t = 60,
+        global = true
+    )]
     pub timeout_secs: u64,
 }
 

@@ -143,7 +143,11 @@ async fn list(client: &Client, remote: &Remote, a: ListArgs) -> anyhow::Result<(
         severity: a.severity,
         study_description: a.description,
         study_viewer_status: a.status,
-        limit: Some(if a.all { 100 } else { a.limit.clamp(1, 100) as u32 }),
+        limit: Some(if a.all {
+            100
+        } else {
+            a.limit.clamp(1, 100) as u32
+        }),
     };
     let take = if a.all { usize::MAX } else { a.limit };
     let studies: Vec<Study> = client.list_studies(filter).take(take).try_collect().await?;
@@ -179,7 +183,11 @@ async fn list(client: &Client, remote: &Remote, a: ListArgs) -> anyhow::Result<(
     eprintln!(
         "{} {}",
         studies.len(),
-        if studies.len() == 1 { "study" } else { "studies" }
+        if studies.len() == 1 {
+            "study"
+        } else {
+            "studies"
+        }
     );
     Ok(())
 }
@@ -336,16 +344,12 @@ fn read_rows(path: &PathBuf) -> anyhow::Result<Vec<Row>> {
                 Column::Severity => severity = value.parse::<Severity>(),
                 Column::AssignedTo => assigned_to = Some(value.to_owned()),
                 Column::ExpressCustomer => customer = Some(value.to_owned()),
-                Column::Metadata => {
-                    match serde_json::from_str::<BTreeMap<String, String>>(value) {
-                        Ok(m) => study_meta.extend(m),
-                        Err(e) => {
-                            problem = Some(format!(
-                                "metadata is not a JSON object of strings: {e}"
-                            ))
-                        }
+                Column::Metadata => match serde_json::from_str::<BTreeMap<String, String>>(value) {
+                    Ok(m) => study_meta.extend(m),
+                    Err(e) => {
+                        problem = Some(format!("metadata is not a JSON object of strings: {e}"))
                     }
-                }
+                },
                 Column::MetadataKey(k) => {
                     study_meta.insert(k.clone(), value.to_owned());
                 }
@@ -452,11 +456,7 @@ async fn import(client: &Client, remote: &Remote, a: ImportArgs) -> anyhow::Resu
         );
     }
     if !report.failed.is_empty() {
-        anyhow::bail!(
-            "{} of {} rows failed",
-            report.failed.len(),
-            report.rows
-        );
+        anyhow::bail!("{} of {} rows failed", report.failed.len(), report.rows);
     }
     Ok(())
 }
