@@ -1,6 +1,7 @@
 //! `lightbox`: the server and its operator commands.
 
 mod admin;
+mod cli;
 mod config;
 mod serve;
 
@@ -24,6 +25,10 @@ enum Command {
     /// Operator tasks against the database (safe while the server runs).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Viewer studies on a running server (LIGHTBOX_URL, LIGHTBOX_API_KEY).
+    Studies(cli::studies::StudiesArgs),
+    /// Images on a running server (LIGHTBOX_URL, LIGHTBOX_CLIENT_ID, LIGHTBOX_CLIENT_SECRET).
+    Images(cli::images::ImagesArgs),
 }
 
 #[tokio::main]
@@ -32,5 +37,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Admin(command) => admin::run(command).await,
+        Command::Studies(args) => cli::studies::run(args).await,
+        Command::Images(args) => cli::images::run(args).await,
     }
 }
