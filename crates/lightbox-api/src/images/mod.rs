@@ -57,6 +57,9 @@ pub fn router(config: &crate::ApiConfig) -> Router<AppState> {
             config.upload_timeout,
         ));
     json.merge(transfers)
+        // Caught here (and not only by the app's outer layer), so that even a
+        // panic's 500 is rendered in this product's envelope.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(axum::middleware::map_response(envelope))
 }
 
