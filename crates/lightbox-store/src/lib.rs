@@ -24,7 +24,7 @@ mod users;
 pub use ephemeral::EphemeralSession;
 pub use error::StoreError;
 pub use images::ImageSort;
-pub use orgs::{ApiKeyRecord, CreatedOrg, NewOrg, OAuthClientRecord};
+pub use orgs::{ApiKeyRecord, CreatedOrg, Credential, NewOrg, OAuthClientRecord};
 pub use users::{Inviter, Page};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

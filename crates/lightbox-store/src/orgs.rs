@@ -22,6 +22,56 @@ pub struct CreatedOrg {
     pub client_secret: String,
 }
 
+/// A credential an operator can revoke.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    ApiKey(ApiKeyId),
+    OAuthClient(&'a OAuthClientId),
+}
+
+async fn insert_api_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    org_id: OrgId,
+    key: &NewApiKey,
+    description: &str,
+    created_by: Option<&UserId>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, org_id, description, secret_hash, created_by_user_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(key.id.to_string())
+    .bind(org_id.to_string())
+    .bind(description)
+    .bind(&key.secret_hash)
+    .bind(created_by.map(|u| u.as_str().to_owned()))
+    .bind(Timestamp::now().millis())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+async fn insert_oauth_client<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    org_id: OrgId,
+    id: &OAuthClientId,
+    client: &NewClientSecret,
+    description: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO oauth_clients (id, org_id, description, secret_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.as_str())
+    .bind(org_id.to_string())
+    .bind(description)
+    .bind(&client.secret_hash)
+    .bind(Timestamp::now().millis())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// A stored API key, found by its id when a request presents it.
 #[derive(Debug, Clone)]
 pub struct ApiKeyRecord {
@@ -73,28 +123,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let owner = self.insert_user(&mut tx, org_id, &owner, now).await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, org_id, description, secret_hash, created_by_user_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        insert_api_key(
+            &mut *tx,
+            org_id,
+            &key,
+            "Default key",
+            Some(&owner.reference.id),
         )
-        .bind(key.id.to_string())
-        .bind(org_id.to_string())
-        .bind("Default key")
-        .bind(&key.secret_hash)
-        .bind(owner.reference.id.as_str())
-        .bind(now.millis())
-        .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO oauth_clients (id, org_id, description, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(client_id.as_str())
-        .bind(org_id.to_string())
-        .bind("Default client")
-        .bind(&client.secret_hash)
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await?;
+        insert_oauth_client(&mut *tx, org_id, &client_id, &client, "Default client").await?;
         tx.commit().await?;
 
         Ok(CreatedOrg {
@@ -115,19 +152,43 @@ impl Store {
         created_by: Option<&UserId>,
     ) -> Result<(ApiKeyId, String), StoreError> {
         let key = NewApiKey::generate();
-        sqlx::query(
-            "INSERT INTO api_keys (id, org_id, description, secret_hash, created_by_user_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(key.id.to_string())
-        .bind(org_id.to_string())
-        .bind(description)
-        .bind(&key.secret_hash)
-        .bind(created_by.map(|u| u.as_str().to_owned()))
+        insert_api_key(&self.write, org_id, &key, description, created_by).await?;
+        Ok((key.id, key.token))
+    }
+
+    /// Registers another OAuth client (Images API); returns its id and secret.
+    pub async fn create_oauth_client(
+        &self,
+        org_id: OrgId,
+        description: &str,
+    ) -> Result<(OAuthClientId, String), StoreError> {
+        let id = OAuthClientId::generate();
+        let client = NewClientSecret::generate();
+        insert_oauth_client(&self.write, org_id, &id, &client, description).await?;
+        Ok((id, client.secret))
+    }
+
+    /// Revokes one of an organization's credentials at once: its next request
+    /// is refused (access tokens already issued to a client included).
+    /// Returns false when the organization has no such live credential.
+    pub async fn revoke_credential(
+        &self,
+        org_id: OrgId,
+        credential: Credential<'_>,
+    ) -> Result<bool, StoreError> {
+        let (table, id) = match credential {
+            Credential::ApiKey(id) => ("api_keys", id.to_string()),
+            Credential::OAuthClient(id) => ("oauth_clients", id.as_str().to_owned()),
+        };
+        let done = sqlx::query(&format!(
+            "UPDATE {table} SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL"
+        ))
         .bind(Timestamp::now().millis())
+        .bind(org_id.to_string())
+        .bind(id)
         .execute(&self.write)
         .await?;
-        Ok((key.id, key.token))
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {

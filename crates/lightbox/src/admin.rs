@@ -4,8 +4,8 @@ use crate::config::{init_logging, LogFormat, StoreArgs};
 use clap::{Args, Subcommand};
 use lightbox_domain::audit::AuditFilter;
 use lightbox_domain::user::{InvitedSource, NewUser, UserLevel};
-use lightbox_domain::{validate, OrgId, Timestamp};
-use lightbox_store::NewOrg;
+use lightbox_domain::{validate, ApiKeyId, OAuthClientId, OrgId, Timestamp};
+use lightbox_store::{Credential, NewOrg};
 use serde_json::json;
 
 #[derive(Subcommand)]
@@ -17,6 +17,12 @@ pub enum AdminCommand {
     CreateUser(CreateUserArgs),
     /// Issue another API key for an organization.
     CreateApiKey(CreateApiKeyArgs),
+    /// Register another OAuth client (Images API) for an organization.
+    CreateClient(CreateApiKeyArgs),
+    /// Revoke an API key: its next request gets 401.
+    RevokeApiKey(RevokeArgs),
+    /// Revoke an OAuth client: no new tokens, and its issued tokens stop working.
+    RevokeClient(RevokeArgs),
     /// Show an organization's audit trail, newest first.
     Audit(AuditArgs),
 }
@@ -89,12 +95,28 @@ pub struct CreateApiKeyArgs {
     store: StoreArgs,
 }
 
+#[derive(Args)]
+pub struct RevokeArgs {
+    #[arg(long)]
+    org: String,
+    /// The API key id (`api_key_id`) or OAuth client id (`client_id`).
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     init_logging(LogFormat::Text);
     match command {
         AdminCommand::CreateOrg(args) => create_org(args).await,
         AdminCommand::CreateUser(args) => create_user(args).await,
         AdminCommand::CreateApiKey(args) => create_api_key(args).await,
+        AdminCommand::CreateClient(args) => create_client(args).await,
+        AdminCommand::RevokeApiKey(args) => revoke(args, false).await,
+        AdminCommand::RevokeClient(args) => revoke(args, true).await,
         AdminCommand::Audit(args) => audit(args).await,
     }
 }
@@ -189,6 +211,38 @@ async fn create_api_key(args: CreateApiKeyArgs) -> anyhow::Result<()> {
         args.json,
         json!({ "api_key_id": id.to_string(), "api_key": token }),
     );
+    Ok(())
+}
+
+async fn create_client(args: CreateApiKeyArgs) -> anyhow::Result<()> {
+    validate::required_text("description", &args.description, 200)?;
+    let store = args.store.open().await?;
+    let org_id = existing_org(&store, &args.org).await?;
+    let (id, secret) = store.create_oauth_client(org_id, &args.description).await?;
+    print(
+        args.json,
+        json!({ "client_id": id.as_str(), "client_secret": secret }),
+    );
+    Ok(())
+}
+
+async fn revoke(args: RevokeArgs, client: bool) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    let org_id = existing_org(&store, &args.org).await?;
+    let (key, client_id);
+    let credential = if client {
+        client_id = OAuthClientId::parse(&args.id)?;
+        Credential::OAuthClient(&client_id)
+    } else {
+        key = ApiKeyId::parse(&args.id)?;
+        Credential::ApiKey(key)
+    };
+    anyhow::ensure!(
+        store.revoke_credential(org_id, credential).await?,
+        "organization {org_id} has no live credential {}",
+        args.id
+    );
+    print(args.json, json!({ "revoked": args.id }));
     Ok(())
 }
 

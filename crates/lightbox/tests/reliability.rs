@@ -14,6 +14,7 @@ use support::{image_body, image_with_file, unique_uid, Api, Backend, TestServer}
 on_both_backends!(
     every_access_is_audited_and_the_trail_is_append_only,
     every_image_and_blob_access_is_audited,
+    revoked_credentials_stop_working_at_once,
     each_credential_is_rate_limited_on_its_own,
     acknowledged_writes_survive_a_crash,
     sigterm_lets_in_flight_requests_finish,
@@ -270,6 +271,70 @@ async fn every_image_and_blob_access_is_audited(backend: Backend) {
         .unwrap();
     assert!(!dump.contains(token) && !dump.contains(signature));
     assert!(!dump.contains(&org.client_secret));
+}
+
+async fn revoked_credentials_stop_working_at_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (a, b) = (server.create_org("A"), server.create_org("B"));
+    let key = server.admin(&["create-api-key", "--org", &a.org_id]);
+    let viewer = server.api(key["api_key"].as_str().unwrap());
+    assert_eq!(
+        viewer.get("/v1/viewer/studies").await.status,
+        StatusCode::OK
+    );
+    let client = server.admin(&["create-client", "--org", &a.org_id]);
+    let second = support::Org {
+        client_id: client["client_id"].as_str().unwrap().to_owned(),
+        client_secret: client["client_secret"].as_str().unwrap().to_owned(),
+        ..a.clone()
+    };
+    let images = server.images_api(&second).await;
+    assert_eq!(images.get("/images/v1").await.status, StatusCode::OK);
+
+    // Another organization's operator command cannot revoke them.
+    let key_id = key["api_key_id"].as_str().unwrap();
+    let foreign = server.admin_output(&["revoke-api-key", "--org", &b.org_id, "--id", key_id]);
+    assert!(!foreign.status.success());
+    assert_eq!(
+        viewer.get("/v1/viewer/studies").await.status,
+        StatusCode::OK
+    );
+
+    server.admin(&["revoke-api-key", "--org", &a.org_id, "--id", key_id]);
+    assert_eq!(
+        viewer.get("/v1/viewer/studies").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    server.admin(&[
+        "revoke-client",
+        "--org",
+        &a.org_id,
+        "--id",
+        &second.client_id,
+    ]);
+    // The token issued before is dead, and no new one is issued.
+    assert_eq!(
+        images.get("/images/v1").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = server
+        .anonymous()
+        .post(
+            "/api/auth/v2/token",
+            json!({"client_id": second.client_id, "client_secret": second.client_secret}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    // Revoking twice is an error; the organization's other credentials still work.
+    let again = server.admin_output(&["revoke-api-key", "--org", &a.org_id, "--id", key_id]);
+    assert!(!again.status.success());
+    let default = server.api(&a.api_key);
+    assert_eq!(
+        default.get("/v1/viewer/studies").await.status,
+        StatusCode::OK
+    );
+    let images = server.images_api(&a).await;
+    assert_eq!(images.get("/images/v1").await.status, StatusCode::OK);
 }
 
 async fn each_credential_is_rate_limited_on_its_own(backend: Backend) {

@@ -205,7 +205,8 @@ impl TestServer {
     }
 
     /// Runs `lightbox admin ARGS --json` against this server's database.
-    pub fn admin(&self, args: &[&str]) -> Value {
+    /// Runs `lightbox admin ARGS --json` on this server's database.
+    pub fn admin_output(&self, args: &[&str]) -> std::process::Output {
         let mut command = Command::new(BIN);
         command
             .arg("admin")
@@ -216,7 +217,12 @@ impl TestServer {
         if let Some(url) = self.database_url() {
             command.env("DATABASE_URL", url);
         }
-        let out = command.output().expect("run lightbox admin");
+        command.output().expect("run lightbox admin")
+    }
+
+    /// Runs `lightbox admin ARGS --json`, asserting success; returns its JSON.
+    pub fn admin(&self, args: &[&str]) -> Value {
+        let out = self.admin_output(args);
         assert!(
             out.status.success(),
             "lightbox admin {args:?} failed: {}",
