@@ -24,10 +24,10 @@ pub fn router() -> Router<AppState> {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = AuditEvent, example = json!({
-    "eventId": "aud_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e28",
+    "eventId": "aud_01966b0e7f3a7c4e9a513f2b8d6c1e28",
     "occurredAt": "2025-01-30T12:34:56.789Z", "actorType": "api_key",
-    "actorId": "key_01966b0e-0000-7000-8000-000000000001", "action": "study.read",
-    "resourceType": "study", "resourceId": "std_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e22",
+    "actorId": "01966b0e-0000-7000-8000-000000000001", "action": "study.read",
+    "resourceType": "study", "resourceId": "stu_01966b0e7f3a7c4e9a513f2b8d6c1e22",
     "outcome": "success", "status": 200, "clientIp": "203.0.113.7",
     "requestId": "5b0c9a8e-2f1d-4c3b-9a7e-6d5c4b3a2f10"
 }))]

@@ -141,6 +141,8 @@ impl AppState {
 /// The whole HTTP surface of the server.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
+    // Install the metrics recorder before the first request is counted.
+    observability::prometheus();
     let x_request_id = HeaderName::from_static("x-request-id");
     // Body limits and timeouts are per product: image uploads stream past
     // the JSON limit under their own cap, and Images renders its own envelope.

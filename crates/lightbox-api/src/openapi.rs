@@ -151,30 +151,49 @@ pub struct ImagesErrorField {
     field: String,
 }
 
-/// One page of a Viewer listing.
-macro_rules! page_schema {
-    ($name:ident, $key:literal, $item:ty) => {
-        #[derive(Serialize, ToSchema)]
-        #[allow(dead_code)]
-        pub struct $name {
-            #[serde(rename = $key)]
-            items: Vec<$item>,
-            /// Whether another page follows; then pass `cursor` back.
-            #[serde(rename = "hasMore")]
-            has_more: bool,
-            cursor: Option<String>,
-        }
-    };
+/// One page of studies, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct StudyPage {
+    studies: Vec<StudyJson<'static>>,
+    /// Whether another page follows; then pass `cursor` back.
+    has_more: bool,
+    cursor: Option<String>,
 }
 
-page_schema!(StudyPage, "studies", StudyJson<'static>);
-page_schema!(UserPage, "users", UserJson<'static>);
-page_schema!(InvitationPage, "invitations", InvitationJson<'static>);
-page_schema!(
-    AuditEventPage,
-    "events",
-    audit_api::AuditEventJson<'static>
-);
+/// One page of users.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct UserPage {
+    users: Vec<UserJson<'static>>,
+    /// Whether another page follows; then pass `cursor` back.
+    has_more: bool,
+    cursor: Option<String>,
+}
+
+/// One page of invitations.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct InvitationPage {
+    invitations: Vec<InvitationJson<'static>>,
+    /// Whether another page follows; then pass `cursor` back.
+    has_more: bool,
+    cursor: Option<String>,
+}
+
+/// One page of audit events, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct AuditEventPage {
+    events: Vec<audit_api::AuditEventJson<'static>>,
+    /// Whether another page follows; then pass `cursor` back.
+    has_more: bool,
+    cursor: Option<String>,
+}
 
 /// `clinicRole`: one of the Avara API's clinic roles, from the domain's list.
 pub fn clinic_role() -> impl Into<RefOr<Schema>> {
@@ -274,6 +293,12 @@ fn add_errors(operation: &mut Operation, product: Product, has_path_params: bool
     if operation.request_body.is_some() {
         statuses.push((413, "The request body is too large"));
         statuses.push((415, "The body is not in a supported content type"));
+        if product == Product::Viewer {
+            // Viewer writes check state: already cancelled or revoked, a taken
+            // UID or e-mail (409); a user that cannot be assigned, the owner (422).
+            statuses.push((409, "Conflicts with the current state of the resource"));
+            statuses.push((422, "Valid, but not applicable to this resource"));
+        }
     }
     let schema = match product {
         Product::Viewer => "ViewerError",

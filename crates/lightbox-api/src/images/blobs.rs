@@ -211,7 +211,7 @@ pub async fn upload(
 /// `GET /blobs/v1/images/{id}?token=…`: streams the verified bytes.
 #[utoipa::path(get, path = "/blobs/v1/images/{id}", operation_id = "downloadImageFile", tag = "image files",
     params(("id" = String, Path, format = Uuid), ("token" = String, Query, description = "From the image's `signed_url`")),
-    responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+    responses((status = 200, description = "The file, as its verified type", content((Vec<u8> = "image/*"), (Vec<u8> = "application/pdf"))),
         (status = 403, description = "The link is not valid, expired or for another object", body = crate::openapi::ImagesError)))]
 pub async fn download(
     State(state): State<AppState>,

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema)]
-#[schema(example = json!({"client_id": "ocl_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e27", "client_secret": "…"}))]
+#[schema(example = json!({"client_id": "cli_01966b0e7f3a7c4e9a513f2b8d6c1e27", "client_secret": "…"}))]
 pub struct TokenRequest {
     client_id: String,
     client_secret: String,

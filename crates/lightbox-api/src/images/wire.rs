@@ -95,9 +95,9 @@ pub struct PatientJson<'a> {
     "coverage": {"id": "6f1c1e0a-8a53-4c55-9d7e-3a9f4c1b2d10", "side": "FRONT"},
     "patient": null,
     "signed_url": "https://lightbox.example.org/blobs/v1/images/01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e26?token=eyJ...",
-    "organization_id": "org_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e25", "deactivated": false,
+    "organization_id": "01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e25", "deactivated": false,
     "version": 1, "updated_at": "2025-01-30T12:34:56.789Z",
-    "updating_user_id": "ocl_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e27"
+    "updating_user_id": "cli_01966b0e7f3a7c4e9a513f2b8d6c1e27"
 }))]
 pub struct ImageJson<'a> {
     #[schema(format = Uuid)]

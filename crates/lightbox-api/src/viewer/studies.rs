@@ -35,10 +35,12 @@ pub struct CreateStudyBody {
     #[schema(max_length = 1024)]
     study_description: String,
     /// A DICOM UID: digits and dots, at most 64 characters; unique in the organization.
-    #[schema(max_length = 64, pattern = r"^[0-9]+(\.[0-9]+)*$")]
+    #[schema(max_length = 64, pattern = r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")]
     study_instance_uid: String,
     /// A user id (`usr_…`) of the organization.
     assigned_to: Option<String>,
+    /// `cus_` and up to 64 letters or digits.
+    #[schema(pattern = "^cus_[A-Za-z0-9]{1,64}$")]
     express_customer_id: Option<String>,
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     metadata: Option<Metadata>,
@@ -76,7 +78,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/viewer/studies/{study_id}", operation_id = "getStudy", tag = "studies", security(("apiKey" = [])),
-    params(("study_id" = String, Path, description = "The study's id (`std_…`)")),
+    params(("study_id" = String, Path, description = "The study's id (`stu_…`)")),
     responses((status = 200, description = "The study", body = super::wire::StudyJson)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -135,7 +137,7 @@ pub struct UpdateStudyBody {
 }
 
 #[utoipa::path(patch, path = "/v1/viewer/studies/{study_id}", operation_id = "updateStudy", tag = "studies", security(("apiKey" = [])),
-    params(("study_id" = String, Path, description = "The study's id (`std_…`)")),
+    params(("study_id" = String, Path, description = "The study's id (`stu_…`)")),
     request_body = UpdateStudyBody,
     responses((status = 200, description = "The updated study", body = super::wire::StudyJson)))]
 pub async fn update(
@@ -250,7 +252,7 @@ pub async fn list(
 /// Names one study for cancel, uncancel and reroute-url: exactly one of the two keys.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(as = StudySelector, example = json!({"studyId": "std_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e22"}))]
+#[schema(as = StudySelector, example = json!({"studyId": "stu_01966b0e7f3a7c4e9a513f2b8d6c1e22"}))]
 pub struct StudySelectorBody {
     study_id: Option<String>,
     study_instance_uid: Option<String>,

@@ -67,7 +67,7 @@ pub struct UserPatchBody {
     #[schema(value_type = Option<String>)]
     middle_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[0-9]{10,15}$")]
     phone_number: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -181,12 +181,14 @@ pub struct InviteBody {
     can_manage_studies: bool,
     #[schema(schema_with = crate::openapi::clinic_role)]
     clinic_role: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
     first_name: String,
     last_name: String,
     has_dashboard_access: bool,
     level: UserLevel,
     middle_name: Option<String>,
+    #[schema(pattern = "^[0-9]{10,15}$")]
     phone_number: Option<String>,
     suffix1: Option<String>,
     suffix2: Option<String>,
@@ -228,7 +230,7 @@ pub async fn invite(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(as = UserIdRequest, example = json!({"userId": "usr_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e23"}))]
+#[schema(as = UserIdRequest, example = json!({"userId": "usr_01966b0e7f3a7c4e9a513f2b8d6c1e23"}))]
 pub struct UserIdBody {
     user_id: String,
 }
@@ -392,7 +394,7 @@ pub async fn list_invitations(
 /// Names the invitation by its id or by its user's id.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(as = RevokeInvitationRequest, example = json!({"invitationId": "inv_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e24"}))]
+#[schema(as = RevokeInvitationRequest, example = json!({"invitationId": "inv_01966b0e7f3a7c4e9a513f2b8d6c1e24"}))]
 pub struct RevokeInvitationBody {
     invitation_id: Option<String>,
     user_id: Option<String>,

@@ -55,14 +55,14 @@ pub struct ExpressCustomerReference<'a> {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Study, example = json!({
-    "studyId": "std_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e22",
+    "studyId": "stu_01966b0e7f3a7c4e9a513f2b8d6c1e22",
     "studyInstanceUid": "1.2.840.113619.2.55.3.604688119.969.1268071029.320",
     "studyDescription": "CT chest without contrast",
     "severity": "high", "studyViewerStatus": "incomplete",
     "isCancelled": false, "cancelledAt": null,
     "createdAt": "2025-01-30T12:34:56.789Z", "updatedAt": "2025-01-30T12:34:56.789Z",
     "assignedTo": null,
-    "createdByApiKey": {"apiKeyId": "key_01966b0e-0000-7000-8000-000000000001",
+    "createdByApiKey": {"apiKeyId": "01966b0e-0000-7000-8000-000000000001",
         "description": "PACS bridge", "isClinicalContextEnrichmentEnabled": false,
         "isViewerEnabled": true},
     "createdByUser": null, "expressCustomer": null,
@@ -121,7 +121,7 @@ impl<'a> From<&'a Study> for StudyJson<'a> {
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"success": true, "message": "study std_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e22 cancelled"}))]
+#[schema(example = json!({"success": true, "message": "study stu_01966b0e7f3a7c4e9a513f2b8d6c1e22 cancelled"}))]
 pub struct SuccessResponse {
     pub success: bool,
     pub message: Option<String>,
@@ -136,7 +136,7 @@ pub struct UrlResponse {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = User, example = json!({
-    "userId": "usr_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e23", "email": "ada@example.org",
+    "userId": "usr_01966b0e7f3a7c4e9a513f2b8d6c1e23", "email": "ada@example.org",
     "firstName": "Ada", "lastName": "Lovelace", "clinicRole": "Radiologist",
     "level": "member", "canManageStudies": true, "hasDashboardAccess": false,
     "invitedSource": "api", "createdAt": "2025-01-30T12:34:56.789Z", "lastLoginAt": null,
@@ -192,15 +192,15 @@ impl<'a> From<&'a User> for UserJson<'a> {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Invitation, example = json!({
-    "invitationId": "inv_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e24",
-    "userId": "usr_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e23",
-    "clinicId": "org_01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e25", "email": "ada@example.org",
+    "invitationId": "inv_01966b0e7f3a7c4e9a513f2b8d6c1e24",
+    "userId": "usr_01966b0e7f3a7c4e9a513f2b8d6c1e23",
+    "clinicId": "01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e25", "email": "ada@example.org",
     "firstName": "Ada", "lastName": "Lovelace", "clinicRole": "Radiologist",
     "level": "member", "canManageStudies": true, "hasDashboardAccess": false,
     "invitedSource": "api", "status": "sent", "inviterId": null,
     "createdAt": "2025-01-30T12:34:56.789Z", "updatedAt": "2025-01-30T12:34:56.789Z",
     "expiry": "2025-02-06T12:34:56.789Z",
-    "invitedByApiKeyId": "key_01966b0e-0000-7000-8000-000000000001",
+    "invitedByApiKeyId": "01966b0e-0000-7000-8000-000000000001",
     "middleName": null, "phoneNumber": null, "suffix1": null, "suffix2": null
 }))]
 pub struct InvitationJson<'a> {
