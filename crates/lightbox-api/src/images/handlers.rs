@@ -75,6 +75,7 @@ fn no_upload_yet() -> ApiError {
 #[utoipa::path(post, path = "/images/v1", operation_id = "createImage", tag = "images", security(("oauth2" = [])),
     request_body = super::wire::MutableImageBody,
     responses((status = 200, description = "The new image (version 1); PUT its file to `signed_url`", body = super::wire::ImageJson),
+        (status = 409, description = "The coverage already has an active image for that side", body = crate::openapi::ImagesError),
         (status = 422, description = "Status UPLOADED before any file", body = crate::openapi::ImagesError)))]
 pub async fn create(
     State(state): State<AppState>,

@@ -78,7 +78,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/viewer/studies/{study_id}", operation_id = "getStudy", tag = "studies", security(("apiKey" = [])),
-    params(("study_id" = String, Path, description = "The study's id (`stu_…`)")),
+    params(("study_id" = String, Path, pattern = "^stu_[0-9a-fA-F]{32}$", description = "The study's id (`stu_…`)")),
     responses((status = 200, description = "The study", body = super::wire::StudyJson)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -137,7 +137,7 @@ pub struct UpdateStudyBody {
 }
 
 #[utoipa::path(patch, path = "/v1/viewer/studies/{study_id}", operation_id = "updateStudy", tag = "studies", security(("apiKey" = [])),
-    params(("study_id" = String, Path, description = "The study's id (`stu_…`)")),
+    params(("study_id" = String, Path, pattern = "^stu_[0-9a-fA-F]{32}$", description = "The study's id (`stu_…`)")),
     request_body = UpdateStudyBody,
     responses((status = 200, description = "The updated study", body = super::wire::StudyJson)))]
 pub async fn update(

@@ -23,7 +23,7 @@ const USERS: &str = "users";
 const INVITATIONS: &str = "invitations";
 
 #[utoipa::path(get, path = "/v1/viewer/users/{user_id}", operation_id = "getUser", tag = "users", security(("apiKey" = [])),
-    params(("user_id" = String, Path, description = "The user's id (`usr_…`)")),
+    params(("user_id" = String, Path, pattern = "^usr_[0-9a-fA-F]{32}$", description = "The user's id (`usr_…`)")),
     responses((status = 200, description = "The user", body = super::wire::UserJson)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -106,7 +106,7 @@ impl UserPatchBody {
 }
 
 #[utoipa::path(patch, path = "/v1/viewer/users/{user_id}", operation_id = "updateUser", tag = "users", security(("apiKey" = [])),
-    params(("user_id" = String, Path, description = "The user's id (`usr_…`)")),
+    params(("user_id" = String, Path, pattern = "^usr_[0-9a-fA-F]{32}$", description = "The user's id (`usr_…`)")),
     request_body = UserPatchBody,
     responses((status = 200, description = "The updated user", body = super::wire::UserJson)))]
 pub async fn update(
@@ -286,7 +286,7 @@ pub async fn revoke_access(
 }
 
 #[utoipa::path(get, path = "/v1/viewer/users/invitations/{invitation_id}", operation_id = "getInvitation", tag = "invitations", security(("apiKey" = [])),
-    params(("invitation_id" = String, Path, description = "The invitation's id (`inv_…`)")),
+    params(("invitation_id" = String, Path, pattern = "^inv_[0-9a-fA-F]{32}$", description = "The invitation's id (`inv_…`)")),
     responses((status = 200, description = "The invitation", body = super::wire::InvitationJson)))]
 pub async fn retrieve_invitation(
     State(state): State<AppState>,
@@ -303,7 +303,7 @@ pub async fn retrieve_invitation(
 }
 
 #[utoipa::path(patch, path = "/v1/viewer/users/invitations/{invitation_id}", operation_id = "updateInvitation", tag = "invitations", security(("apiKey" = [])),
-    params(("invitation_id" = String, Path, description = "The invitation's id (`inv_…`)")),
+    params(("invitation_id" = String, Path, pattern = "^inv_[0-9a-fA-F]{32}$", description = "The invitation's id (`inv_…`)")),
     request_body = UserPatchBody,
     responses((status = 200, description = "The invitation, with its user updated", body = super::wire::InvitationJson)))]
 pub async fn update_invitation(
