@@ -2,9 +2,11 @@
 
 mod admin;
 mod config;
+mod config_file;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -13,6 +15,10 @@ use clap::{Parser, Subcommand};
     about = "Self-hosted medical-imaging records service"
 )]
 struct Cli {
+    /// A TOML file of settings (the flags' names: `listen = "0.0.0.0:8080"`).
+    /// Precedence: flags > environment > this file > defaults.
+    #[arg(long, global = true, env = "LIGHTBOX_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,13 +30,37 @@ enum Command {
     /// Operator tasks against the database (safe while the server runs).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => serve::run(args).await,
-        Command::Admin(command) => admin::run(command).await,
-    }
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the settings `serve` would use, secrets redacted, with where each came from.
+    Show(config_file::ShowArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    // The file fills in the environment, so it must run before any thread starts.
+    let loaded = config_file::load(&Cli::command())?;
+    // Built again: clap reads each flag's environment variable when the command is built.
+    let command = Cli::command();
+    let matches = command.clone().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            match cli.command {
+                Command::Serve(args) => serve::run(args).await,
+                Command::Admin(command) => admin::run(command).await,
+                Command::Config(ConfigCommand::Show(args)) => {
+                    let (_, config) = matches.subcommand().expect("a subcommand");
+                    let (_, show) = config.subcommand().expect("config show");
+                    config_file::show(&args, show, &command, &loaded);
+                    Ok(())
+                }
+            }
+        })
 }
