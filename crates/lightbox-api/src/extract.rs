@@ -2,10 +2,10 @@
 //! of axum's plain-text rejections.
 
 use crate::error::ApiError;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::body::Bytes;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -61,9 +61,9 @@ fn reject_nul_strings(bytes: &[u8]) -> Result<(), ApiError> {
         match value {
             serde_json::Value::String(s) => s.contains('\0'),
             serde_json::Value::Array(items) => items.iter().any(has_nul),
-            serde_json::Value::Object(map) => map
-                .iter()
-                .any(|(k, v)| k.contains('\0') || has_nul(v)),
+            serde_json::Value::Object(map) => {
+                map.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
+            }
             _ => false,
         }
     }
@@ -126,7 +126,10 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
             .map_err(|e: QueryRejection| ApiError::bad_request(e.body_text()))
             .and_then(|q| {
                 // PostgreSQL cannot compare text with NUL in it; no parameter needs one.
-                if let Some((key, _)) = q.0.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+                if let Some((key, _)) =
+                    q.0.iter()
+                        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+                {
                     return Err(ApiError::bad_request(format!(
                         "query parameter `{}` must not contain NUL characters",
                         key.replace('\0', "")

@@ -280,9 +280,15 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 fn add_errors(operation: &mut Operation, product: Product, has_path_params: bool) {
     let authenticated = operation.security.is_some();
     let mut statuses = vec![
-        (400, "The request is not valid: a parameter or body field is wrong"),
+        (
+            400,
+            "The request is not valid: a parameter or body field is wrong",
+        ),
         (408, "The request took longer than the request timeout"),
-        (429, "Too many requests for this credential; see `Retry-After`"),
+        (
+            429,
+            "Too many requests for this credential; see `Retry-After`",
+        ),
     ];
     if authenticated {
         statuses.push((401, "No credential, or not a valid one"));

@@ -29,7 +29,11 @@ fn show_json(args: &[&str], env: &[(&str, &str)]) -> Value {
     let mut all = vec!["config", "show", "--json"];
     all.extend_from_slice(args);
     let out = lightbox(&all, env);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -54,20 +58,41 @@ fn flags_beat_env_beat_file_beat_defaults() {
         &[("LIGHTBOX_RATE_LIMIT_PER_SECOND", "9")],
     );
     assert_eq!(shown["config_file"], file);
-    assert_eq!(setting(&shown, "listen"), (&Value::from("127.0.0.1:1"), "flag"));
-    assert_eq!(setting(&shown, "rate_limit_per_second"), (&Value::from("9"), "env"));
-    assert_eq!(setting(&shown, "rate_limit_burst"), (&Value::from("70"), "file"));
-    assert_eq!(setting(&shown, "trust_forwarded_for"), (&Value::from("true"), "file"));
-    assert_eq!(setting(&shown, "request_timeout_secs"), (&Value::from("30"), "default"));
+    assert_eq!(
+        setting(&shown, "listen"),
+        (&Value::from("127.0.0.1:1"), "flag")
+    );
+    assert_eq!(
+        setting(&shown, "rate_limit_per_second"),
+        (&Value::from("9"), "env")
+    );
+    assert_eq!(
+        setting(&shown, "rate_limit_burst"),
+        (&Value::from("70"), "file")
+    );
+    assert_eq!(
+        setting(&shown, "trust_forwarded_for"),
+        (&Value::from("true"), "file")
+    );
+    assert_eq!(
+        setting(&shown, "request_timeout_secs"),
+        (&Value::from("30"), "default")
+    );
     assert_eq!(setting(&shown, "database_url"), (&Value::Null, "unset"));
 
     // LIGHTBOX_CONFIG names the file too.
     let shown = show_json(&[], &[("LIGHTBOX_CONFIG", file)]);
-    assert_eq!(setting(&shown, "listen"), (&Value::from("0.0.0.0:9000"), "file"));
+    assert_eq!(
+        setting(&shown, "listen"),
+        (&Value::from("0.0.0.0:9000"), "file")
+    );
     // Without a file, defaults.
     let shown = show_json(&[], &[]);
     assert_eq!(shown["config_file"], Value::Null);
-    assert_eq!(setting(&shown, "listen"), (&Value::from("127.0.0.1:8080"), "default"));
+    assert_eq!(
+        setting(&shown, "listen"),
+        (&Value::from("127.0.0.1:8080"), "default")
+    );
 }
 
 #[test]
@@ -92,7 +117,10 @@ fn config_show_redacts_secrets() {
         for secret in ["hunter2pass", "certpass", "wJalrXUtnFEMIfilesecret"] {
             assert!(!text.contains(secret), "{secret} leaked:\n{text}");
         }
-        assert!(text.contains("postgres://lightbox:<redacted>@db.internal:5432/lightbox"), "{text}");
+        assert!(
+            text.contains("postgres://lightbox:<redacted>@db.internal:5432/lightbox"),
+            "{text}"
+        );
         assert!(text.contains("eu-west-1"), "{text}");
     }
 }
@@ -106,7 +134,10 @@ fn unknown_or_unreadable_files_are_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown setting `listn`"), "{err}");
-    let out = lightbox(&["config", "show", "--config", "/nonexistent/lightbox.toml"], &[]);
+    let out = lightbox(
+        &["config", "show", "--config", "/nonexistent/lightbox.toml"],
+        &[],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration file"));
 }
@@ -118,7 +149,10 @@ fn serve_runs_from_the_file() {
     let file = dir.path().join("lightbox.toml");
     std::fs::write(
         &file,
-        format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n", data.to_str().unwrap()),
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+            data.to_str().unwrap()
+        ),
     )
     .unwrap();
     let mut child = Command::new(BIN)
@@ -139,5 +173,8 @@ fn serve_runs_from_the_file() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
-    assert!(data.join("lightbox.db").exists(), "data_dir from the file is used");
+    assert!(
+        data.join("lightbox.db").exists(),
+        "data_dir from the file is used"
+    );
 }

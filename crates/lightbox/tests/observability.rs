@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
 use support::{unique_uid, Backend, TestServer};
 
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
 async fn text(url: String) -> (StatusCode, String) {
     let r = reqwest::get(url).await.unwrap();
@@ -34,30 +35,52 @@ async fn metrics_count_requests_pool_and_blob_bytes(backend: Backend) {
         .await;
     let id = study["studyId"].as_str().unwrap();
     for _ in 0..3 {
-        assert_eq!(api.get(&format!("/v1/viewer/studies/{id}")).await.status, 200);
+        assert_eq!(
+            api.get(&format!("/v1/viewer/studies/{id}")).await.status,
+            200
+        );
     }
-    assert_eq!(api.get("/v1/viewer/studies/stu_0123456789abcdef0123456789abcdef").await.status, 404);
+    assert_eq!(
+        api.get("/v1/viewer/studies/stu_0123456789abcdef0123456789abcdef")
+            .await
+            .status,
+        404
+    );
 
     // An image upload and download through Lightbox (local blob store).
     let http = reqwest::Client::new();
     let token: Value = http
         .post(format!("{}/api/auth/v2/token", server.base))
         .json(&json!({"client_id": org.client_id, "client_secret": org.client_secret}))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let bearer = token["access_token"].as_str().unwrap();
     let image: Value = http
         .post(format!("{}/images/v1", server.base))
         .bearer_auth(bearer)
         .json(&json!({"file_name": "a.png", "display_name": "A", "file_type": "image/png", "status": "PENDING"}))
         .send().await.unwrap().json().await.unwrap();
-    let put = http.put(image["signed_url"].as_str().unwrap()).body(PNG).send().await.unwrap();
+    let put = http
+        .put(image["signed_url"].as_str().unwrap())
+        .body(PNG)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(put.status(), 200);
     let image: Value = http
         .put(format!("{}/images/v1/{}/1", server.base, image["id"].as_str().unwrap()))
         .bearer_auth(bearer)
         .json(&json!({"file_name": "a.png", "display_name": "A", "file_type": "image/png", "status": "UPLOADED"}))
         .send().await.unwrap().json().await.unwrap();
-    let got = http.get(image["signed_url"].as_str().unwrap()).send().await.unwrap();
+    let got = http
+        .get(image["signed_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.bytes().await.unwrap().as_ref(), PNG);
 
     let (status, metrics) = text(format!("{}/metrics", server.base)).await;
@@ -69,24 +92,44 @@ async fn metrics_count_requests_pool_and_blob_bytes(backend: Backend) {
     );
     assert_eq!(reads, Some(3.0), "{metrics}");
     assert_eq!(
-        sample(&metrics, r#"lightbox_http_requests_total{method="GET",route="/v1/viewer/studies/{study_id}",status="404"}"#),
+        sample(
+            &metrics,
+            r#"lightbox_http_requests_total{method="GET",route="/v1/viewer/studies/{study_id}",status="404"}"#
+        ),
         Some(1.0)
     );
     assert!(!metrics.contains(id), "raw ids stay out of labels");
     assert_eq!(
-        sample(&metrics, r#"lightbox_http_request_duration_seconds_count{method="GET",route="/v1/viewer/studies/{study_id}"}"#),
+        sample(
+            &metrics,
+            r#"lightbox_http_request_duration_seconds_count{method="GET",route="/v1/viewer/studies/{study_id}"}"#
+        ),
         Some(4.0),
         "{metrics}"
     );
     assert!(metrics.contains(r#"lightbox_http_request_duration_seconds_bucket{method="GET",route="/v1/viewer/studies/{study_id}",le="0.005"}"#));
-    assert_eq!(sample(&metrics, "lightbox_blob_bytes_uploaded_total"), Some(PNG.len() as f64));
-    assert_eq!(sample(&metrics, "lightbox_blob_bytes_downloaded_total"), Some(PNG.len() as f64));
+    assert_eq!(
+        sample(&metrics, "lightbox_blob_bytes_uploaded_total"),
+        Some(PNG.len() as f64)
+    );
+    assert_eq!(
+        sample(&metrics, "lightbox_blob_bytes_downloaded_total"),
+        Some(PNG.len() as f64)
+    );
     let pool = match backend {
         Backend::Sqlite => "read",
         Backend::Postgres => "shared",
     };
-    let size = sample(&metrics, &format!("lightbox_db_pool_connections{{pool=\"{pool}\"}}")).unwrap();
-    let idle = sample(&metrics, &format!("lightbox_db_pool_idle_connections{{pool=\"{pool}\"}}")).unwrap();
+    let size = sample(
+        &metrics,
+        &format!("lightbox_db_pool_connections{{pool=\"{pool}\"}}"),
+    )
+    .unwrap();
+    let idle = sample(
+        &metrics,
+        &format!("lightbox_db_pool_idle_connections{{pool=\"{pool}\"}}"),
+    )
+    .unwrap();
     assert!(size >= 1.0 && idle <= size, "{metrics}");
 }
 
@@ -96,7 +139,10 @@ async fn readyz_checks_database_and_blob_store(backend: Backend) {
     let (status, body) = text(ready.clone()).await;
     assert_eq!(status, 200, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body, json!({"status": "ready", "checks": {"database": "ok", "blobStore": "ok"}}));
+    assert_eq!(
+        body,
+        json!({"status": "ready", "checks": {"database": "ok", "blobStore": "ok"}})
+    );
 
     // The blob store breaks: its scratch directory becomes a file.
     let scratch = server.data_dir.path().join("blobs/.tmp");
@@ -105,7 +151,10 @@ async fn readyz_checks_database_and_blob_store(backend: Backend) {
     let (status, body) = text(ready.clone()).await;
     assert_eq!(status, 503);
     let body: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body["checks"], json!({"database": "ok", "blobStore": "failed"}));
+    assert_eq!(
+        body["checks"],
+        json!({"database": "ok", "blobStore": "failed"})
+    );
     // Liveness does not depend on it.
     assert_eq!(text(format!("{}/healthz", server.base)).await.0, 200);
     std::fs::remove_file(&scratch).unwrap();
@@ -116,7 +165,9 @@ async fn readyz_checks_database_and_blob_store(backend: Backend) {
         // The database goes away.
         let url = server.database_url().unwrap().to_owned();
         let (admin_url, name) = url.rsplit_once('/').unwrap();
-        let mut admin = PgConnection::connect(&format!("{admin_url}/postgres")).await.unwrap();
+        let mut admin = PgConnection::connect(&format!("{admin_url}/postgres"))
+            .await
+            .unwrap();
         admin
             .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
             .await
@@ -142,7 +193,9 @@ async fn json_logs_carry_request_ids(backend: Backend) {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-request-id"], "trace-me-42");
     // A request without an id gets one, echoed back.
-    let r = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
+    let r = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
     let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(generated.len(), 36);
     let log = server.log();
@@ -155,7 +208,9 @@ async fn json_logs_carry_request_ids(backend: Backend) {
         .find(|l| l["span"]["request_id"] == "trace-me-42")
         .unwrap_or_else(|| panic!("no log line with the request id:\n{log}"));
     assert_eq!(traced["span"]["route"], "/v1/viewer/studies");
-    assert!(lines.iter().any(|l| l["span"]["request_id"] == generated.as_str()));
+    assert!(lines
+        .iter()
+        .any(|l| l["span"]["request_id"] == generated.as_str()));
     assert!(!log.contains(&org.api_key), "API keys stay out of logs");
 }
 
