@@ -13,6 +13,7 @@ use lightbox_domain::audit::{AuditEvent, AuditEventId, AuditFilter};
 use lightbox_domain::pagination::{decode_cursor, encode_cursor, parse_limit};
 use lightbox_domain::{validate, Error, Timestamp};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 const EVENTS: &str = "events";
 
@@ -20,16 +21,26 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/audit/events", get(list))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AuditEventJson<'a> {
+#[schema(as = AuditEvent, example = json!({
+    "eventId": "aud_01966b0e7f3a7c4e9a513f2b8d6c1e28",
+    "occurredAt": "2025-01-30T12:34:56.789Z", "actorType": "api_key",
+    "actorId": "01966b0e-0000-7000-8000-000000000001", "action": "study.read",
+    "resourceType": "study", "resourceId": "stu_01966b0e7f3a7c4e9a513f2b8d6c1e22",
+    "outcome": "success", "status": 200, "clientIp": "203.0.113.7",
+    "requestId": "5b0c9a8e-2f1d-4c3b-9a7e-6d5c4b3a2f10"
+}))]
+pub(crate) struct AuditEventJson<'a> {
     event_id: &'a str,
     occurred_at: Timestamp,
+    #[schema(value_type = lightbox_domain::audit::ActorKind)]
     actor_type: &'static str,
     actor_id: Option<&'a str>,
     action: &'a str,
     resource_type: Option<&'a str>,
     resource_id: Option<&'a str>,
+    #[schema(value_type = lightbox_domain::audit::Outcome)]
     outcome: &'static str,
     status: u16,
     client_ip: Option<&'a str>,
@@ -65,6 +76,14 @@ fn instant(query: &QueryMap, key: &str) -> Result<Option<Timestamp>, Error> {
         .transpose()
 }
 
+#[utoipa::path(get, path = "/v1/audit/events", operation_id = "listAuditEvents", tag = "audit", security(("apiKey" = [])),
+    params(
+        ("action" = Option<String>, Query, description = "e.g. `study.read`"),
+        ("resourceId" = Option<String>, Query), ("actorId" = Option<String>, Query),
+        ("since" = Option<String>, Query, format = DateTime), ("until" = Option<String>, Query, format = DateTime),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 25)"),
+        ("cursor" = Option<String>, Query, description = "The `cursor` of the previous page")),
+    responses((status = 200, description = "One page of audit events, newest first", body = crate::openapi::AuditEventPage)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,10 +2,11 @@
 //! of axum's plain-text rejections.
 
 use crate::error::ApiError;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
@@ -16,10 +17,61 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| json_rejection(JsonRejection::BytesRejection(e)))?;
+        reject_nul_strings(&bytes)?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(JsonBody(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// `application/json` or any `+json` type, as axum's `Json` accepts.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// PostgreSQL cannot store NUL in text, and no field has a use for it: a
+/// string holding `\u0000` is a 400 on every backend rather than a 500 on one.
+fn reject_nul_strings(bytes: &[u8]) -> Result<(), ApiError> {
+    // Cheap pre-check: JSON can only carry NUL as the escape `\u0000`.
+    if !bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Ok(());
+    }
+    fn has_nul(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(has_nul),
+            serde_json::Value::Object(map) => {
+                map.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
+            }
+            _ => false,
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(value) if has_nul(&value) => Err(ApiError::bad_request(
+            "invalid body: strings must not contain NUL (\\u0000) characters",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -71,8 +123,20 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
-            .map(|q| QueryMap(q.0.into_iter().collect()))
             .map_err(|e: QueryRejection| ApiError::bad_request(e.body_text()))
+            .and_then(|q| {
+                // PostgreSQL cannot compare text with NUL in it; no parameter needs one.
+                if let Some((key, _)) =
+                    q.0.iter()
+                        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "query parameter `{}` must not contain NUL characters",
+                        key.replace('\0', "")
+                    )));
+                }
+                Ok(QueryMap(q.0.into_iter().collect()))
+            })
     }
 }
 

@@ -73,6 +73,12 @@ fn server_error(e: impl std::fmt::Display) -> Response {
     )
 }
 
+#[utoipa::path(get, path = "/viewer/open/{token}", operation_id = "openStudyPage", tag = "viewer pages",
+    params(("token" = String, Path, description = "The signed token of the link")),
+    responses((status = 200, description = "The page for a study (from `reroute-url`)", content_type = "text/html", body = String),
+        (status = 403, description = "The link is not valid", content_type = "text/html", body = String),
+        (status = 404, description = "What the link opens no longer exists", content_type = "text/html", body = String),
+        (status = 410, description = "The link has expired", content_type = "text/html", body = String)))]
 async fn open_study(
     State(state): State<AppState>,
     slot: Option<Extension<AuditSlot>>,
@@ -103,6 +109,12 @@ async fn open_study(
     }
 }
 
+#[utoipa::path(get, path = "/viewer/session/{token}", operation_id = "openSessionPage", tag = "viewer pages",
+    params(("token" = String, Path, description = "The signed token of the link")),
+    responses((status = 200, description = "The page for an ephemeral session (from `ephemeral-sessions`)", content_type = "text/html", body = String),
+        (status = 403, description = "The link is not valid", content_type = "text/html", body = String),
+        (status = 404, description = "What the link opens no longer exists", content_type = "text/html", body = String),
+        (status = 410, description = "The link has expired", content_type = "text/html", body = String)))]
 async fn open_session(
     State(state): State<AppState>,
     slot: Option<Extension<AuditSlot>>,

@@ -8,6 +8,8 @@ pub mod error;
 pub mod extract;
 pub mod images;
 mod landing;
+pub mod observability;
+pub mod openapi;
 pub mod viewer;
 
 use axum::http::{header, HeaderName, StatusCode};
@@ -139,6 +141,8 @@ impl AppState {
 /// The whole HTTP surface of the server.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
+    // Install the metrics recorder before the first request is counted.
+    observability::prometheus();
     let x_request_id = HeaderName::from_static("x-request-id");
     // Body limits and timeouts are per product: image uploads stream past
     // the JSON limit under their own cap, and Images renders its own envelope.
@@ -162,11 +166,14 @@ pub fn router(state: AppState) -> Router {
             ));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(observability::router())
+        .merge(openapi::router())
         .merge(audited)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| internal_error()))
+        .layer(axum::middleware::from_fn(observability::track_requests))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
@@ -193,6 +200,9 @@ pub fn router(state: AppState) -> Router {
         ]))
 }
 
+/// Liveness: the process serves requests (see `/readyz` for its dependencies).
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }

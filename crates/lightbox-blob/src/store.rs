@@ -229,6 +229,29 @@ impl BlobStore {
         Ok((file, len))
     }
 
+    /// Checks that the backend is usable, for readiness probes: local files
+    /// can be written (a probe file is created and removed); the S3 bucket
+    /// answers (a probe key that does not exist is fine).
+    pub async fn check(&self) -> Result<(), BlobError> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let probe = root.join(".tmp").join(format!(
+                    "readyz-{}",
+                    lightbox_domain::credentials::random_secret()
+                ));
+                tokio::fs::write(&probe, b"ok").await?;
+                tokio::fs::remove_file(&probe).await?;
+                Ok(())
+            }
+            Backend::S3 { store, prefix } => {
+                match store.head(&Self::s3_path(prefix, ".readyz-probe")).await {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
     /// Removes a stored object, if it exists.
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
         match &self.backend {

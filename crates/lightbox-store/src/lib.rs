@@ -46,6 +46,15 @@ pub struct Store {
     write: AnyPool,
 }
 
+/// A connection pool's occupancy.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub name: &'static str,
+    /// Open connections, idle or in use.
+    pub size: u32,
+    pub idle: usize,
+}
+
 /// Tunables for opening a store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -152,6 +161,20 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").fetch_one(&self.read).await?;
         Ok(())
+    }
+
+    /// Size and idle connections of each connection pool, for metrics:
+    /// `read` and `write` on SQLite (one writer), one `shared` pool on PostgreSQL.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let stats = |name: &'static str, pool: &AnyPool| PoolStats {
+            name,
+            size: pool.size(),
+            idle: pool.num_idle(),
+        };
+        match self.dialect {
+            Dialect::Sqlite => vec![stats("read", &self.read), stats("write", &self.write)],
+            Dialect::Postgres => vec![stats("shared", &self.read)],
+        }
     }
 
     pub async fn close(&self) {

@@ -146,6 +146,14 @@ const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
 const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
 
 /// `PUT /blobs/v1/images/{id}?token=…`: the one upload of an image's bytes.
+#[utoipa::path(put, path = "/blobs/v1/images/{id}", operation_id = "uploadImageFile", tag = "image files",
+    params(("id" = String, Path, format = Uuid), ("token" = String, Query, description = "From the image's `signed_url`")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file; its type must match the image's file_type"),
+    responses((status = 200, description = "Stored and verified"),
+        (status = 403, description = "The link is not valid, expired or for another object", body = crate::openapi::ImagesError),
+        (status = 409, description = "The image takes no (more) upload", body = crate::openapi::ImagesError),
+        (status = 413, description = "Larger than the upload cap", body = crate::openapi::ImagesError),
+        (status = 415, description = "Not the file_type's kind of file", body = crate::openapi::ImagesError)))]
 pub async fn upload(
     State(state): State<AppState>,
     PathParam(path_id): PathParam<String>,
@@ -221,7 +229,10 @@ async fn receive(
         .await
         .map_err(blob_error)?;
     match state.store.attach_image_blob(org, &id, &nonce, &blob).await {
-        Ok(true) => Ok(StatusCode::OK.into_response()),
+        Ok(true) => {
+            crate::observability::blob_uploaded(blob.size);
+            Ok(StatusCode::OK.into_response())
+        }
         Ok(false) => {
             let _ = state.blobs.delete(&key).await;
             Err(Error::Conflict(format!("image {id} has its file already")).into())
@@ -234,6 +245,10 @@ async fn receive(
 }
 
 /// `GET /blobs/v1/images/{id}?token=…`: streams the verified bytes.
+#[utoipa::path(get, path = "/blobs/v1/images/{id}", operation_id = "downloadImageFile", tag = "image files",
+    params(("id" = String, Path, format = Uuid), ("token" = String, Query, description = "From the image's `signed_url`")),
+    responses((status = 200, description = "The file, as its verified type", content((Vec<u8> = "image/*"), (Vec<u8> = "application/pdf"))),
+        (status = 403, description = "The link is not valid, expired or for another object", body = crate::openapi::ImagesError)))]
 pub async fn download(
     State(state): State<AppState>,
     PathParam(path_id): PathParam<String>,
@@ -257,6 +272,7 @@ pub async fn download(
         .open_local(&blob.key)
         .await
         .map_err(blob_error)?;
+    crate::observability::blob_downloaded(len);
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
     let content_type = HeaderValue::from_str(&blob.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));

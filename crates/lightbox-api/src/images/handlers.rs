@@ -76,6 +76,11 @@ fn no_upload_yet() -> ApiError {
     .into()
 }
 
+#[utoipa::path(post, path = "/images/v1", operation_id = "createImage", tag = "images", security(("oauth2" = [])),
+    request_body = super::wire::MutableImageBody,
+    responses((status = 200, description = "The new image (version 1); PUT its file to `signed_url`", body = super::wire::ImageJson),
+        (status = 409, description = "The coverage already has an active image for that side", body = crate::openapi::ImagesError),
+        (status = 422, description = "Status UPLOADED before any file", body = crate::openapi::ImagesError)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: ImagesCaller,
@@ -93,6 +98,9 @@ pub async fn create(
     reply(&state, &headers, &image).await
 }
 
+#[utoipa::path(get, path = "/images/v1/{id}", operation_id = "getImage", tag = "images", security(("oauth2" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The image's id")),
+    responses((status = 200, description = "The image", body = super::wire::ImageJson)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: ImagesCaller,
@@ -108,6 +116,14 @@ pub async fn get(
     reply(&state, &headers, &image).await
 }
 
+#[utoipa::path(put, path = "/images/v1/{id}/{version}", operation_id = "updateImage", tag = "images", security(("oauth2" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The image's id"),
+        ("version" = String, Path, description = "The image's current version")),
+    request_body = super::wire::MutableImageBody,
+    responses((status = 200, description = "The image at its next version", body = super::wire::ImageJson),
+        (status = 409, description = "`version` is not the current version", body = crate::openapi::ImagesError),
+        (status = 415, description = "No file can be verified for this file_type", body = crate::openapi::ImagesError),
+        (status = 422, description = "Status UPLOADED before any file, or a file_type change after it", body = crate::openapi::ImagesError)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: ImagesCaller,
@@ -170,7 +186,12 @@ pub async fn update(
         )
         .await;
     let image = match updated {
-        Ok(image) => image,
+        Ok(image) => {
+            if let Some(blob) = &promoted {
+                crate::observability::blob_uploaded(blob.size);
+            }
+            image
+        }
         Err(e) => {
             if let Some(blob) = &promoted {
                 // Lost a race: nothing points at this copy.
@@ -197,6 +218,11 @@ pub(super) fn expected_kind(file_type: &str) -> Result<FileKind> {
     })
 }
 
+#[utoipa::path(delete, path = "/images/v1/{id}/{version}", operation_id = "deactivateImage", tag = "images", security(("oauth2" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The image's id"),
+        ("version" = String, Path, description = "The image's current version")),
+    responses((status = 204, description = "Deactivated"),
+        (status = 409, description = "`version` is not the current version", body = crate::openapi::ImagesError)))]
 pub async fn deactivate(
     State(state): State<AppState>,
     caller: ImagesCaller,
@@ -211,6 +237,11 @@ pub async fn deactivate(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(get, path = "/images/v1", operation_id = "searchImages", tag = "images", security(("oauth2" = [])),
+    params(("patient_id" = Option<String>, Query), ("coverage_id" = Option<String>, Query, format = Uuid),
+        ("file_type" = Option<String>, Query), ("patient_notes" = Option<String>, Query),
+        ("sort_field" = Option<ImageSortField>, Query), ("sort_direction" = Option<SortDirection>, Query)),
+    responses((status = 200, description = "Matching active images (at most 1000)", body = Vec<super::wire::ImageJson>)))]
 pub async fn search(
     State(state): State<AppState>,
     caller: ImagesCaller,
@@ -249,6 +280,10 @@ pub async fn search(
 /// `GET /images/v1/updates/scan?since=…[&maxResults=…]`, like the other
 /// pre-encounter resources' scans: deactivated images included, oldest
 /// change first, `since` inclusive.
+#[utoipa::path(get, path = "/images/v1/updates/scan", operation_id = "scanImages", tag = "images", security(("oauth2" = [])),
+    params(("since" = String, Query, format = DateTime, description = "RFC 3339; inclusive"),
+        ("maxResults" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 100")),
+    responses((status = 200, description = "Images changed since `since`, oldest change first, deactivated included", body = Vec<super::wire::ImageJson>)))]
 pub async fn scan(
     State(state): State<AppState>,
     caller: ImagesCaller,

@@ -6,10 +6,10 @@
 //! Image bytes on the local backend go through `/blobs/v1/images/{id}`
 //! (see [`blobs`]), authorized by the signed link alone.
 
-mod blobs;
-mod handlers;
-mod token;
-mod wire;
+pub(crate) mod blobs;
+pub(crate) mod handlers;
+pub(crate) mod token;
+pub(crate) mod wire;
 
 use crate::auth::bearer_token;
 use crate::error::{envelope_bare_errors, rerender, ApiError};

@@ -18,15 +18,18 @@ use lightbox_domain::audit::ActorKind;
 use lightbox_domain::credentials::secret_matches;
 use lightbox_domain::{OAuthClientId, Timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"client_id": "cli_01966b0e7f3a7c4e9a513f2b8d6c1e27", "client_secret": "…"}))]
 pub struct TokenRequest {
     client_id: String,
     client_secret: String,
 }
 
-#[derive(Serialize)]
-struct TokenResponse {
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJ...", "expires_in": 18000, "token_type": "Bearer"}))]
+pub(crate) struct TokenResponse {
     access_token: String,
     expires_in: u64,
     token_type: &'static str,
@@ -67,6 +70,11 @@ async fn credentials(request: Request, state: &AppState) -> Result<TokenRequest,
     }
 }
 
+#[utoipa::path(post, path = "/api/auth/v2/token", operation_id = "getToken", tag = "images",
+    request_body(content((TokenRequest = "application/json"), (TokenRequest = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "An access token for the Images API", body = TokenResponse),
+        (status = 401, description = "Unknown, revoked or wrong client credentials", body = crate::openapi::ImagesError),
+        (status = 415, description = "Neither JSON nor a form", body = crate::openapi::ImagesError)))]
 pub async fn issue(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let slot = request.extensions().get::<AuditSlot>().cloned();
     let body = credentials(request, &state).await?;

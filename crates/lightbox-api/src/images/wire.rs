@@ -6,10 +6,17 @@ use lightbox_domain::image::{
 };
 use lightbox_domain::{Error, Timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `MutableImage`, the body of create and update. Absent and `null` optional
 /// fields mean the same; unknown keys are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = MutableImage, example = json!({
+    "file_name": "card-front.jpg", "display_name": "Insurance card (front)",
+    "file_type": "image/jpeg", "status": "PENDING",
+    "coverage": {"id": "6f1c1e0a-8a53-4c55-9d7e-3a9f4c1b2d10", "side": "FRONT"},
+    "patient": null
+}))]
 pub struct MutableImageBody {
     file_name: String,
     display_name: String,
@@ -21,13 +28,16 @@ pub struct MutableImageBody {
     patient: Option<PatientBody>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = MutableImageCoverage)]
 struct CoverageBody {
+    /// The coverage's UUID.
     id: String,
     side: CoverageImageSide,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = MutableImagePatient)]
 struct PatientBody {
     id: String,
     #[serde(default)]
@@ -61,28 +71,45 @@ impl MutableImageBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = ImageCoverage)]
 pub struct CoverageJson {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(value_type = CoverageImageSide)]
     side: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = ImagePatient)]
 pub struct PatientJson<'a> {
     id: &'a str,
     notes: Option<&'a str>,
 }
 
 /// `Image`: every key emitted (`coverage`/`patient` as null when absent).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Image, example = json!({
+    "id": "01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e26", "file_name": "card-front.jpg",
+    "display_name": "Insurance card (front)", "file_type": "image/jpeg", "status": "PENDING",
+    "coverage": {"id": "6f1c1e0a-8a53-4c55-9d7e-3a9f4c1b2d10", "side": "FRONT"},
+    "patient": null,
+    "signed_url": "https://lightbox.example.org/blobs/v1/images/01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e26?token=eyJ...",
+    "organization_id": "01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e25", "deactivated": false,
+    "version": 1, "updated_at": "2025-01-30T12:34:56.789Z",
+    "updating_user_id": "cli_01966b0e7f3a7c4e9a513f2b8d6c1e27"
+}))]
 pub struct ImageJson<'a> {
+    #[schema(format = Uuid)]
     id: String,
     file_name: &'a str,
     display_name: &'a str,
     file_type: &'a str,
+    #[schema(value_type = ImageStatus)]
     status: &'static str,
     coverage: Option<CoverageJson>,
     patient: Option<PatientJson<'a>>,
+    /// While PENDING, where to PUT the file once; afterwards, where to GET it. Expires.
     signed_url: String,
     organization_id: String,
     deactivated: bool,

@@ -17,18 +17,29 @@ use lightbox_domain::ephemeral::{
 use lightbox_domain::Timestamp;
 use lightbox_store::EphemeralSession;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// The purpose bound into ephemeral-session links; see `crate::landing`.
 pub(crate) const EPHEMERAL_SESSION: &str = "ephemeral-session";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = EphemeralSessionRequest, example = json!({
+    "retrievalId": "1.2.840.113619.2.55.3.604688119.969.1268071029.320",
+    "hangingProtocol": {"layout": "1x2", "viewportAssignments": ["1.2.3.4", null]}
+}))]
 pub struct EphemeralSessionBody {
+    #[schema(max_length = 256)]
     retrieval_id: String,
     hanging_protocol: Option<HangingProtocol>,
+    /// Viewer options, passed through; at most 3072 bytes as JSON.
+    #[schema(value_type = Option<Object>)]
     options: Option<serde_json::Value>,
 }
 
+#[utoipa::path(post, path = "/v1/viewer/ephemeral-sessions", operation_id = "createEphemeralSession", tag = "ephemeral sessions", security(("apiKey" = [])),
+    request_body = EphemeralSessionBody,
+    responses((status = 200, description = "A link to a viewer session, valid for 30 seconds", body = super::wire::UrlResponse)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,10 +1,10 @@
 //! The Viewer worklist API (`/v1/viewer/...`), wire-compatible with the avara SDK:
 //! camelCase JSON, cursor pages, `Authorization: Bearer <api key>`.
 
-mod ephemeral;
-mod studies;
-mod users;
-mod wire;
+pub(crate) mod ephemeral;
+pub(crate) mod studies;
+pub(crate) mod users;
+pub(crate) mod wire;
 
 pub(crate) use wire::page_json;
 

@@ -16,22 +16,40 @@ use lightbox_domain::study::{
 };
 use lightbox_domain::{validate, Error, StudyId, Timestamp, UserId};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// The purpose bound into reroute links; see `crate::landing`.
 pub(crate) const STUDY_VIEW: &str = "study-view";
 const CURSOR_KIND: &str = "studies";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreateStudyRequest, example = json!({
+    "severity": "high",
+    "studyDescription": "CT chest without contrast",
+    "studyInstanceUid": "1.2.840.113619.2.55.3.604688119.969.1268071029.320",
+    "metadata": {"accession": "A-1001"}
+}))]
 pub struct CreateStudyBody {
     severity: Severity,
+    #[schema(max_length = 1024)]
     study_description: String,
+    /// A DICOM UID: digits and dots, at most 64 characters; unique in the organization.
+    #[schema(max_length = 64, pattern = r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")]
     study_instance_uid: String,
+    /// A user id (`usr_…`) of the organization.
     assigned_to: Option<String>,
+    /// `cus_` and up to 64 letters or digits.
+    #[schema(pattern = "^cus_[A-Za-z0-9]{1,64}$")]
     express_customer_id: Option<String>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     metadata: Option<Metadata>,
 }
 
+#[utoipa::path(post, path = "/v1/viewer/studies", operation_id = "createStudy", tag = "studies", security(("apiKey" = [])),
+    request_body = CreateStudyBody,
+    responses((status = 201, description = "The new study", body = super::wire::StudyJson),
+        (status = 409, description = "A study with this Study Instance UID exists", body = crate::openapi::ViewerError)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -59,6 +77,9 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/viewer/studies/{study_id}", operation_id = "getStudy", tag = "studies", security(("apiKey" = [])),
+    params(("study_id" = String, Path, pattern = "^stu_[0-9a-fA-F]{32}$", description = "The study's id (`stu_…`)")),
+    responses((status = 200, description = "The study", body = super::wire::StudyJson)))]
 pub async fn retrieve(
     State(state): State<AppState>,
     caller: Caller,
@@ -73,6 +94,9 @@ pub async fn retrieve(
     Ok(Json(StudyJson::from(&study)).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/viewer/studies/by-uid/{uid}", operation_id = "getStudyByUid", tag = "studies", security(("apiKey" = [])),
+    params(("uid" = String, Path, description = "The Study Instance UID")),
+    responses((status = 200, description = "The study", body = super::wire::StudyJson)))]
 pub async fn retrieve_by_uid(
     State(state): State<AppState>,
     caller: Caller,
@@ -90,21 +114,32 @@ pub async fn retrieve_by_uid(
     ))
 }
 
-#[derive(Deserialize)]
+/// Only the keys sent change; `assignedTo: null` unassigns, `metadata: null` clears.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UpdateStudyRequest, example = json!({"severity": "stat", "studyViewerStatus": "complete"}))]
 pub struct UpdateStudyBody {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     assigned_to: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     metadata: Option<Option<Metadata>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Severity)]
     severity: Option<Option<Severity>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = String, max_length = 1024)]
     study_description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = ViewerStatus)]
     study_viewer_status: Option<Option<ViewerStatus>>,
 }
 
+#[utoipa::path(patch, path = "/v1/viewer/studies/{study_id}", operation_id = "updateStudy", tag = "studies", security(("apiKey" = [])),
+    params(("study_id" = String, Path, pattern = "^stu_[0-9a-fA-F]{32}$", description = "The study's id (`stu_…`)")),
+    request_body = UpdateStudyBody,
+    responses((status = 200, description = "The updated study", body = super::wire::StudyJson)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,6 +215,17 @@ fn study_filter(query: &QueryMap) -> Result<StudyFilter, Error> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/viewer/studies", operation_id = "listStudies", tag = "studies", security(("apiKey" = [])),
+    params(
+        ("assignedTo" = Option<String>, Query, description = "A user id, or `null` for unassigned studies"),
+        ("expressCustomerId" = Option<String>, Query, description = "An Express customer id, or `null`"),
+        ("isCancelled" = Option<bool>, Query),
+        ("severity" = Option<Severity>, Query),
+        ("studyViewerStatus" = Option<ViewerStatus>, Query),
+        ("studyDescription" = Option<String>, Query, description = "Substring of the description"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 25)"),
+        ("cursor" = Option<String>, Query, description = "The `cursor` of the previous page")),
+    responses((status = 200, description = "One page of studies, newest first", body = crate::openapi::StudyPage)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -203,9 +249,10 @@ pub async fn list(
     Ok(Json(page_json("studies", studies, cursor)).into_response())
 }
 
-/// Names one study for cancel, uncancel and reroute-url.
-#[derive(Deserialize)]
+/// Names one study for cancel, uncancel and reroute-url: exactly one of the two keys.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = StudySelector, example = json!({"studyId": "stu_01966b0e7f3a7c4e9a513f2b8d6c1e22"}))]
 pub struct StudySelectorBody {
     study_id: Option<String>,
     study_instance_uid: Option<String>,
@@ -238,6 +285,9 @@ async fn set_cancelled(
     ))
 }
 
+#[utoipa::path(post, path = "/v1/viewer/studies/cancel", operation_id = "cancelStudy", tag = "studies", security(("apiKey" = [])), request_body = StudySelectorBody,
+    responses((status = 200, description = "Cancelled", body = super::wire::SuccessResponse),
+        (status = 404, description = "No such study", body = crate::openapi::ViewerError)))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -246,6 +296,9 @@ pub async fn cancel(
     set_cancelled(&state, &caller, &body, true).await
 }
 
+#[utoipa::path(post, path = "/v1/viewer/studies/uncancel", operation_id = "uncancelStudy", tag = "studies", security(("apiKey" = [])), request_body = StudySelectorBody,
+    responses((status = 200, description = "Uncancelled", body = super::wire::SuccessResponse),
+        (status = 404, description = "No such study", body = crate::openapi::ViewerError)))]
 pub async fn uncancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -256,6 +309,9 @@ pub async fn uncancel(
 
 /// A link that opens the study in Lightbox's own viewer landing page without
 /// other credentials, valid for `reroute_ttl`.
+#[utoipa::path(post, path = "/v1/viewer/studies/reroute-url", operation_id = "getStudyRerouteUrl", tag = "studies", security(("apiKey" = [])), request_body = StudySelectorBody,
+    responses((status = 200, description = "A short-lived link to the study's viewer page", body = super::wire::UrlResponse),
+        (status = 404, description = "No such study", body = crate::openapi::ViewerError)))]
 pub async fn reroute_url(
     State(state): State<AppState>,
     caller: Caller,

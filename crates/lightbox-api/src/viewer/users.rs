@@ -17,10 +17,14 @@ use lightbox_domain::user::{InvitedSource, NewUser, UserFilter, UserLevel, UserP
 use lightbox_domain::{validate, Error, Timestamp, UserId};
 use lightbox_store::Inviter;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 const USERS: &str = "users";
 const INVITATIONS: &str = "invitations";
 
+#[utoipa::path(get, path = "/v1/viewer/users/{user_id}", operation_id = "getUser", tag = "users", security(("apiKey" = [])),
+    params(("user_id" = String, Path, pattern = "^usr_[0-9a-fA-F]{32}$", description = "The user's id (`usr_…`)")),
+    responses((status = 200, description = "The user", body = super::wire::UserJson)))]
 pub async fn retrieve(
     State(state): State<AppState>,
     caller: Caller,
@@ -36,31 +40,44 @@ pub async fn retrieve(
 }
 
 /// The editable fields of a user; also the body of an invitation update.
-#[derive(Deserialize)]
+/// Only the keys sent change.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UpdateUserRequest, example = json!({"clinicRole": "Radiologist", "canManageStudies": true}))]
 pub struct UserPatchBody {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = bool)]
     can_manage_studies: Option<Option<bool>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = crate::openapi::clinic_role)]
     clinic_role: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = String)]
     first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = String)]
     last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = bool)]
     has_dashboard_access: Option<Option<bool>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = UserLevel)]
     level: Option<Option<UserLevel>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     middle_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, pattern = "^[0-9]{10,15}$")]
     phone_number: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     suffix1: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     suffix2: Option<Option<String>>,
     /// Present only to refuse it: an e-mail address cannot be changed.
     #[serde(default)]
+    #[schema(ignore)]
     email: Option<serde_json::Value>,
 }
 
@@ -88,6 +105,10 @@ impl UserPatchBody {
     }
 }
 
+#[utoipa::path(patch, path = "/v1/viewer/users/{user_id}", operation_id = "updateUser", tag = "users", security(("apiKey" = [])),
+    params(("user_id" = String, Path, pattern = "^usr_[0-9a-fA-F]{32}$", description = "The user's id (`usr_…`)")),
+    request_body = UserPatchBody,
+    responses((status = 200, description = "The updated user", body = super::wire::UserJson)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,6 +142,14 @@ fn user_filter(query: &QueryMap) -> Result<UserFilter, Error> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/viewer/users", operation_id = "listUsers", tag = "users", security(("apiKey" = [])),
+    params(
+        ("email" = Option<String>, Query), ("firstName" = Option<String>, Query),
+        ("lastName" = Option<String>, Query), ("level" = Option<UserLevel>, Query),
+        ("invitedSource" = Option<InvitedSource>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 25)"),
+        ("cursor" = Option<String>, Query, description = "The `cursor` of the previous page")),
+    responses((status = 200, description = "One page of users", body = crate::openapi::UserPage)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -141,23 +170,35 @@ pub async fn list(
     Ok(Json(page_json(USERS, users, cursor)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = InviteUserRequest, example = json!({
+    "email": "ada@example.org", "firstName": "Ada", "lastName": "Lovelace",
+    "clinicRole": "Radiologist", "level": "member",
+    "canManageStudies": true, "hasDashboardAccess": false
+}))]
 pub struct InviteBody {
     can_manage_studies: bool,
+    #[schema(schema_with = crate::openapi::clinic_role)]
     clinic_role: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
     first_name: String,
     last_name: String,
     has_dashboard_access: bool,
     level: UserLevel,
     middle_name: Option<String>,
+    #[schema(pattern = "^[0-9]{10,15}$")]
     phone_number: Option<String>,
     suffix1: Option<String>,
     suffix2: Option<String>,
 }
 
 /// Creates the user and an invitation for them; answers with the user.
+#[utoipa::path(post, path = "/v1/viewer/users", operation_id = "inviteUser", tag = "users", security(("apiKey" = [])),
+    request_body = InviteBody,
+    responses((status = 201, description = "The invited user (an invitation is sent)", body = super::wire::UserJson),
+        (status = 409, description = "A user with this e-mail address exists", body = crate::openapi::ViewerError)))]
 pub async fn invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,8 +228,9 @@ pub async fn invite(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserIdRequest, example = json!({"userId": "usr_01966b0e7f3a7c4e9a513f2b8d6c1e23"}))]
 pub struct UserIdBody {
     user_id: String,
 }
@@ -219,6 +261,10 @@ async fn set_active(
     ))
 }
 
+#[utoipa::path(post, path = "/v1/viewer/users/reactivate", operation_id = "reactivateUser", tag = "users", security(("apiKey" = [])),
+    request_body = UserIdBody,
+    responses((status = 200, description = "Reactivated", body = super::wire::SuccessResponse),
+        (status = 404, description = "No such user", body = crate::openapi::ViewerError)))]
 pub async fn reactivate(
     State(state): State<AppState>,
     caller: Caller,
@@ -227,6 +273,10 @@ pub async fn reactivate(
     set_active(&state, &caller, &body, true).await
 }
 
+#[utoipa::path(post, path = "/v1/viewer/users/revoke-access", operation_id = "revokeUserAccess", tag = "users", security(("apiKey" = [])),
+    request_body = UserIdBody,
+    responses((status = 200, description = "Access revoked", body = super::wire::SuccessResponse),
+        (status = 404, description = "No such user", body = crate::openapi::ViewerError)))]
 pub async fn revoke_access(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,6 +285,9 @@ pub async fn revoke_access(
     set_active(&state, &caller, &body, false).await
 }
 
+#[utoipa::path(get, path = "/v1/viewer/users/invitations/{invitation_id}", operation_id = "getInvitation", tag = "invitations", security(("apiKey" = [])),
+    params(("invitation_id" = String, Path, pattern = "^inv_[0-9a-fA-F]{32}$", description = "The invitation's id (`inv_…`)")),
+    responses((status = 200, description = "The invitation", body = super::wire::InvitationJson)))]
 pub async fn retrieve_invitation(
     State(state): State<AppState>,
     caller: Caller,
@@ -249,6 +302,10 @@ pub async fn retrieve_invitation(
     Ok(Json(InvitationJson::from(&invitation)).into_response())
 }
 
+#[utoipa::path(patch, path = "/v1/viewer/users/invitations/{invitation_id}", operation_id = "updateInvitation", tag = "invitations", security(("apiKey" = [])),
+    params(("invitation_id" = String, Path, pattern = "^inv_[0-9a-fA-F]{32}$", description = "The invitation's id (`inv_…`)")),
+    request_body = UserPatchBody,
+    responses((status = 200, description = "The invitation, with its user updated", body = super::wire::InvitationJson)))]
 pub async fn update_invitation(
     State(state): State<AppState>,
     caller: Caller,
@@ -296,6 +353,16 @@ fn invitation_filter(query: &QueryMap) -> Result<InvitationFilter, Error> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/viewer/users/invitations", operation_id = "listInvitations", tag = "invitations", security(("apiKey" = [])),
+    params(
+        ("status" = Option<String>, Query, description = "Comma-separated statuses: sent, accepted, rejected, revoked"),
+        ("expired" = Option<InvitationExpiredFilter>, Query),
+        ("startDate" = Option<String>, Query, format = Date, description = "Created on or after (YYYY-MM-DD)"),
+        ("endDate" = Option<String>, Query, format = Date, description = "Created on or before (YYYY-MM-DD)"),
+        ("userId" = Option<String>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 25)"),
+        ("cursor" = Option<String>, Query, description = "The `cursor` of the previous page")),
+    responses((status = 200, description = "One page of invitations", body = crate::openapi::InvitationPage)))]
 pub async fn list_invitations(
     State(state): State<AppState>,
     caller: Caller,
@@ -324,13 +391,19 @@ pub async fn list_invitations(
     Ok(Json(page_json(INVITATIONS, invitations, cursor)).into_response())
 }
 
-#[derive(Deserialize)]
+/// Names the invitation by its id or by its user's id.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = RevokeInvitationRequest, example = json!({"invitationId": "inv_01966b0e7f3a7c4e9a513f2b8d6c1e24"}))]
 pub struct RevokeInvitationBody {
     invitation_id: Option<String>,
     user_id: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/viewer/users/invitations/revoke", operation_id = "revokeInvitation", tag = "invitations", security(("apiKey" = [])),
+    request_body = RevokeInvitationBody,
+    responses((status = 200, description = "Revoked", body = super::wire::SuccessResponse),
+        (status = 404, description = "No such invitation", body = crate::openapi::ViewerError)))]
 pub async fn revoke_invitation(
     State(state): State<AppState>,
     caller: Caller,

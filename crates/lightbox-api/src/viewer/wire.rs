@@ -6,8 +6,9 @@ use lightbox_domain::study::{Metadata, Study};
 use lightbox_domain::user::{User, UserRef};
 use lightbox_domain::Timestamp;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserReference<'a> {
     pub user_id: &'a str,
@@ -33,7 +34,7 @@ impl<'a> From<&'a UserRef> for UserReference<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyReference<'a> {
     pub api_key_id: String,
@@ -44,20 +45,36 @@ pub struct ApiKeyReference<'a> {
 
 /// Lightbox does not host the Express product, so it knows no customer names:
 /// the customer handle stands in as the name.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpressCustomerReference<'a> {
     pub express_customer_id: &'a str,
     pub express_customer_name: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Study, example = json!({
+    "studyId": "stu_01966b0e7f3a7c4e9a513f2b8d6c1e22",
+    "studyInstanceUid": "1.2.840.113619.2.55.3.604688119.969.1268071029.320",
+    "studyDescription": "CT chest without contrast",
+    "severity": "high", "studyViewerStatus": "incomplete",
+    "isCancelled": false, "cancelledAt": null,
+    "createdAt": "2025-01-30T12:34:56.789Z", "updatedAt": "2025-01-30T12:34:56.789Z",
+    "assignedTo": null,
+    "createdByApiKey": {"apiKeyId": "01966b0e-0000-7000-8000-000000000001",
+        "description": "PACS bridge", "isClinicalContextEnrichmentEnabled": false,
+        "isViewerEnabled": true},
+    "createdByUser": null, "expressCustomer": null,
+    "metadata": {"accession": "A-1001"}
+}))]
 pub struct StudyJson<'a> {
     pub study_id: &'a str,
     pub study_instance_uid: &'a str,
     pub study_description: &'a str,
+    #[schema(value_type = lightbox_domain::study::Severity)]
     pub severity: &'static str,
+    #[schema(value_type = lightbox_domain::study::ViewerStatus)]
     pub study_viewer_status: &'static str,
     pub is_cancelled: bool,
     pub cancelled_at: Option<Timestamp>,
@@ -67,6 +84,7 @@ pub struct StudyJson<'a> {
     pub created_by_api_key: Option<ApiKeyReference<'a>>,
     pub created_by_user: Option<UserReference<'a>>,
     pub express_customer: Option<ExpressCustomerReference<'a>>,
+    #[schema(value_type = BTreeMap<String, String>)]
     pub metadata: &'a Metadata,
 }
 
@@ -102,28 +120,40 @@ impl<'a> From<&'a Study> for StudyJson<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"success": true, "message": "study stu_01966b0e7f3a7c4e9a513f2b8d6c1e22 cancelled"}))]
 pub struct SuccessResponse {
     pub success: bool,
     pub message: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"url": "https://lightbox.example.org/viewer/open/eyJ..."}))]
 pub struct UrlResponse {
     pub url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User, example = json!({
+    "userId": "usr_01966b0e7f3a7c4e9a513f2b8d6c1e23", "email": "ada@example.org",
+    "firstName": "Ada", "lastName": "Lovelace", "clinicRole": "Radiologist",
+    "level": "member", "canManageStudies": true, "hasDashboardAccess": false,
+    "invitedSource": "api", "createdAt": "2025-01-30T12:34:56.789Z", "lastLoginAt": null,
+    "middleName": null, "phoneNumber": null, "suffix1": null, "suffix2": null,
+    "isActive": true
+}))]
 pub struct UserJson<'a> {
     pub user_id: &'a str,
     pub email: &'a str,
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub clinic_role: &'a str,
+    #[schema(value_type = lightbox_domain::user::UserLevel)]
     pub level: &'static str,
     pub can_manage_studies: bool,
     pub has_dashboard_access: bool,
+    #[schema(value_type = lightbox_domain::user::InvitedSource)]
     pub invited_source: &'static str,
     pub created_at: Timestamp,
     pub last_login_at: Option<Timestamp>,
@@ -159,8 +189,20 @@ impl<'a> From<&'a User> for UserJson<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Invitation, example = json!({
+    "invitationId": "inv_01966b0e7f3a7c4e9a513f2b8d6c1e24",
+    "userId": "usr_01966b0e7f3a7c4e9a513f2b8d6c1e23",
+    "clinicId": "01966b0e-7f3a-7c4e-9a51-3f2b8d6c1e25", "email": "ada@example.org",
+    "firstName": "Ada", "lastName": "Lovelace", "clinicRole": "Radiologist",
+    "level": "member", "canManageStudies": true, "hasDashboardAccess": false,
+    "invitedSource": "api", "status": "sent", "inviterId": null,
+    "createdAt": "2025-01-30T12:34:56.789Z", "updatedAt": "2025-01-30T12:34:56.789Z",
+    "expiry": "2025-02-06T12:34:56.789Z",
+    "invitedByApiKeyId": "01966b0e-0000-7000-8000-000000000001",
+    "middleName": null, "phoneNumber": null, "suffix1": null, "suffix2": null
+}))]
 pub struct InvitationJson<'a> {
     pub invitation_id: &'a str,
     pub user_id: &'a str,
@@ -169,10 +211,13 @@ pub struct InvitationJson<'a> {
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub clinic_role: &'a str,
+    #[schema(value_type = lightbox_domain::user::UserLevel)]
     pub level: &'static str,
     pub can_manage_studies: bool,
     pub has_dashboard_access: bool,
+    #[schema(value_type = lightbox_domain::user::InvitedSource)]
     pub invited_source: &'static str,
+    #[schema(value_type = lightbox_domain::invitation::InvitationStatus)]
     pub status: &'static str,
     /// null for invitations sent through the API (then `invitedByApiKeyId` is set).
     pub inviter_id: Option<&'a str>,
