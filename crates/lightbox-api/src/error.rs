@@ -139,11 +139,13 @@ pub async fn envelope_bare_errors(response: Response) -> Response {
     if !is_error || response.extensions().get::<ApiError>().is_some() {
         return response;
     }
-    let is_json = response
+    // Layers answer with no body or plain text; a JSON error or an HTML page
+    // (the signed-link landings) was rendered on purpose and stays as it is.
+    let is_bare = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !is_bare {
         return response;
     }
     let kind = match status {
