@@ -24,6 +24,8 @@ struct Holdings {
     invitation_id: String,
     image_id: String,
     image_version: i64,
+    coverage_id: String,
+    email: String,
     secrets: Vec<String>,
 }
 
@@ -65,6 +67,8 @@ async fn holdings(server: &TestServer, org: &Org, images: &Api) -> Holdings {
         invitation_id,
         image_id: image["id"].as_str().unwrap().to_owned(),
         image_version: image["version"].as_i64().unwrap(),
+        coverage_id: image["coverage"]["id"].as_str().unwrap().to_owned(),
+        email: format!("{marker}@a.example"),
         secrets: vec![marker, org.org_id.clone()],
     }
 }
@@ -72,12 +76,37 @@ async fn holdings(server: &TestServer, org: &Org, images: &Api) -> Holdings {
 type Call = (Method, String, Option<Value>, &'static [u16]);
 
 /// Makes each call as `api` and checks its answer with [`assert_sealed`].
-async fn probe(api: &Api, calls: Vec<Call>, a: &Holdings) {
+async fn probe(api: &Api, calls: Vec<Call>, a: &Holdings, covered: &mut Vec<String>) {
     for (method, path, body, allowed) in calls {
         let r = api.send(method.clone(), &path, body.as_ref()).await;
         let what = format!("{method} {path}");
         assert_sealed(&what, r.status, &r.body.to_string(), a, allowed);
+        covered.push(format!("{method} {}", path.split('?').next().unwrap()));
     }
+}
+
+/// Every operation of the server's OpenAPI document, as `METHOD /template`.
+async fn documented_operations(server: &TestServer) -> Vec<String> {
+    let doc = server.anonymous().get("/openapi.json").await.body;
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                ops.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    ops
+}
+
+/// Whether the concrete `call` (`METHOD /path`) is an instance of `operation`.
+fn instance_of(call: &str, operation: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) =
+        (call.split('/').collect(), operation.split('/').collect());
+    a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|(x, y)| x == y || (y.starts_with('{') && y.ends_with('}')))
 }
 
 /// Asserts that `reply` shows none of `a`'s data and is one of `allowed`.
@@ -165,7 +194,15 @@ async fn another_org_gets_nothing_from_any_endpoint(backend: Backend) {
         (Method::GET, "/v1/viewer/users/invitations?limit=100".into(), None, &[200]),
         (Method::GET, format!("/v1/viewer/users/invitations?userId={u}"), None, &[200, 404]),
     ];
-    probe(&viewer_b, viewer_calls, &held).await;
+    let mut covered = Vec::new();
+    probe(&viewer_b, viewer_calls, &held, &mut covered).await;
+    // Emails are per organization: B may invite the same person, as a user of its own.
+    #[rustfmt::skip]
+    let invite = json!({"email": held.email, "firstName": "B", "lastName": "B", "level": "member", "clinicRole": "Radiologist", "canManageStudies": true, "hasDashboardAccess": false});
+    let r = viewer_b.post("/v1/viewer/users", invite).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_ne!(r.body["userId"], held.user_id.as_str());
+    covered.push("POST /v1/viewer/users".into());
     // B's trail holds B's own attempts (with the ids B sent) and nothing of A's.
     let r = viewer_b.get("/v1/audit/events?limit=100").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -195,8 +232,10 @@ async fn another_org_gets_nothing_from_any_endpoint(backend: Backend) {
         (Method::GET, "/images/v1?limit=100".into(), None, &[200]),
         (Method::GET, format!("/images/v1?patient_id={marker}"), None, &[200]),
         (Method::GET, "/images/v1/updates/scan?since=1970-01-01T00:00:00Z".into(), None, &[200]),
+        // A's coverage already has a FRONT; B's own coverage of the same id is free.
+        (Method::POST, "/images/v1".into(), Some(image_body(&held.coverage_id, "FRONT", "b-patient")), &[200]),
     ];
-    probe(&images_b, image_calls, &held).await;
+    probe(&images_b, image_calls, &held, &mut covered).await;
     // A's image is untouched by all of that.
     let r = images_a.get(&format!("/images/v1/{m}")).await;
     assert_eq!(
@@ -210,6 +249,27 @@ async fn another_org_gets_nothing_from_any_endpoint(backend: Backend) {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     let r = images_a.get(&format!("/v1/viewer/studies/{s}")).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+
+    // The matrix covers every documented operation, but these, checked elsewhere.
+    let elsewhere = [
+        "GET /v1/audit/events",               // above: B's trail has nothing of A's
+        "POST /v1/viewer/ephemeral-sessions", // names no stored resource
+        "POST /api/auth/v2/token",            // B's own credentials only
+        "GET /viewer/open/{token}",           // signed links: the next test
+        "GET /viewer/session/{token}",
+        "GET /blobs/v1/images/{id}",
+        "PUT /blobs/v1/images/{id}",
+        "GET /healthz", // no organization data
+        "GET /readyz",
+        "GET /metrics",
+    ];
+    for operation in documented_operations(&server).await {
+        let probed = covered.iter().any(|call| instance_of(call, &operation));
+        assert!(
+            probed || elsewhere.contains(&operation.as_str()),
+            "{operation} is not in the isolation matrix"
+        );
+    }
 }
 
 /// A UID only org A has (the shared one resolves in B too).
