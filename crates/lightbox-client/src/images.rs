@@ -222,8 +222,8 @@ impl Client {
             .await
     }
 
-    /// The image's bytes, through its `signed_url`.
-    pub async fn download_image(&self, image: &Image) -> Result<Bytes> {
+    /// Starts reading the image's file through its `signed_url`.
+    async fn open_download(&self, image: &Image) -> Result<(Url, reqwest::Response)> {
         let url = signed_url(image)?;
         let response = self
             .execute(
@@ -234,22 +234,19 @@ impl Client {
                 &|r| r,
             )
             .await?;
+        Ok((url, response))
+    }
+
+    /// The image's bytes, through its `signed_url`.
+    pub async fn download_image(&self, image: &Image) -> Result<Bytes> {
+        let (url, response) = self.open_download(image).await?;
         response.bytes().await.map_err(|e| transport(&url, e))
     }
 
     /// Streams the image's bytes into `path` (written to a temporary file
     /// beside it, renamed into place when complete); returns the byte count.
     pub async fn download_image_to(&self, image: &Image, path: &Path) -> Result<u64> {
-        let url = signed_url(image)?;
-        let response = self
-            .execute(
-                Auth::None,
-                Method::GET,
-                url.clone(),
-                Some(self.transfer_timeout()),
-                &|r| r,
-            )
-            .await?;
+        let (url, response) = self.open_download(image).await?;
         let io = |source| Error::Io {
             path: path.to_owned(),
             source,
