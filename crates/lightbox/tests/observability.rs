@@ -7,10 +7,7 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
-use support::{unique_uid, Backend, TestServer};
-
-const PNG: &[u8] =
-    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+use support::{image_with_file, unique_uid, Backend, TestServer, PNG};
 
 async fn text(url: String) -> (StatusCode, String) {
     let r = reqwest::get(url).await.unwrap();
@@ -48,37 +45,9 @@ async fn metrics_count_requests_pool_and_blob_bytes(backend: Backend) {
     );
 
     // An image upload and download through Lightbox (local blob store).
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/api/auth/v2/token", server.base))
-        .json(&json!({"client_id": org.client_id, "client_secret": org.client_secret}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = token["access_token"].as_str().unwrap();
-    let image: Value = http
-        .post(format!("{}/images/v1", server.base))
-        .bearer_auth(bearer)
-        .json(&json!({"file_name": "a.png", "display_name": "A", "file_type": "image/png", "status": "PENDING"}))
-        .send().await.unwrap().json().await.unwrap();
-    let put = http
-        .put(image["signed_url"].as_str().unwrap())
-        .body(PNG)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
-    let image: Value = http
-        .put(format!("{}/images/v1/{}/1", server.base, image["id"].as_str().unwrap()))
-        .bearer_auth(bearer)
-        .json(&json!({"file_name": "a.png", "display_name": "A", "file_type": "image/png", "status": "UPLOADED"}))
-        .send().await.unwrap().json().await.unwrap();
-    let got = http
-        .get(image["signed_url"].as_str().unwrap())
-        .send()
+    let images = server.images_api(&org).await;
+    let image = image_with_file(&images, "patient-1").await;
+    let got = reqwest::get(image["signed_url"].as_str().unwrap())
         .await
         .unwrap();
     assert_eq!(got.bytes().await.unwrap().as_ref(), PNG);
