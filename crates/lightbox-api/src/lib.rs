@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod images;
 mod landing;
+mod server_timing;
 pub mod viewer;
 
 use axum::http::{header, HeaderName, StatusCode};
@@ -190,6 +191,7 @@ pub fn router(state: AppState) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
+        .layer(axum::middleware::from_fn(server_timing::record))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -2,7 +2,7 @@
 
 use crate::sql::{like_escape, Sql};
 use crate::users::{paginate, user_ref, Page};
-use crate::{flag, Store, StoreError};
+use crate::{flag, Dialect, Store, StoreError};
 use lightbox_domain::study::{
     Actor, ApiKeyRef, Metadata, NewStudy, RefFilter, Severity, Study, StudyFilter, StudyPatch,
     StudySelector, ViewerStatus,
@@ -264,6 +264,48 @@ impl Store {
         limit: u32,
         after: Option<&StudyId>,
     ) -> Result<Page<Study, StudyId>, StoreError> {
+        let sql = self.list_studies_sql(org_id, filter, limit, after).await?;
+        let rows = sql.query().fetch_all(&self.read).await?;
+        let studies = rows
+            .iter()
+            .map(study_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(paginate(studies, limit, |s| s.id.clone()))
+    }
+
+    /// The database's plan for the query [`Store::list_studies`] would run, one
+    /// line per plan step (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL).
+    pub async fn explain_list_studies(
+        &self,
+        org_id: OrgId,
+        filter: &StudyFilter,
+        limit: u32,
+        after: Option<&StudyId>,
+    ) -> Result<Vec<String>, StoreError> {
+        let sql = self.list_studies_sql(org_id, filter, limit, after).await?;
+        let explain = match self.dialect {
+            Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
+            Dialect::Postgres => "EXPLAIN ",
+        };
+        let mut explained = Sql::new(explain);
+        explained.append(&sql);
+        let rows = explained.query().fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|row| match self.dialect {
+                Dialect::Sqlite => row.try_get::<String, _>("detail"),
+                Dialect::Postgres => row.try_get::<String, _>(0),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn list_studies_sql(
+        &self,
+        org_id: OrgId,
+        filter: &StudyFilter,
+        limit: u32,
+        after: Option<&StudyId>,
+    ) -> Result<Sql, StoreError> {
         let mut sql = Sql::new(STUDY_SELECT);
         sql.push(" WHERE s.org_id = ").bind(org_id.to_string());
         if let Some(after) = after {
@@ -298,20 +340,59 @@ impl Store {
             sql.push(" AND s.viewer_status = ").bind(status.as_str());
         }
         if let Some(needle) = &filter.description_contains {
-            let pattern = format!("%{}%", like_escape(&needle.to_lowercase()));
+            let needle = needle.to_lowercase();
+            // PostgreSQL's planner picks between the trigram GIN index (0004) and
+            // the keyset walk from the LIKE alone; SQLite needs to be told.
+            if self.sqlite_description_index_pays(&needle).await? {
+                sql.push(
+                    " AND s.id IN (SELECT k.study_id FROM studies_search f \
+                     JOIN studies_search_keys k ON k.search_id = f.rowid \
+                     WHERE f.description_search MATCH ",
+                )
+                .bind(fts5_phrase(&needle))
+                .push(" AND k.org_id = ")
+                .bind(org_id.to_string())
+                .push(")");
+            }
+            // Also the exact check behind the index: FTS5 folds case its own way.
             sql.push(" AND s.description_search LIKE ")
-                .bind(pattern)
+                .bind(format!("%{}%", like_escape(&needle)))
                 .push(" ESCAPE '\\'");
         }
         // One extra row tells whether another page follows (see `paginate`).
         sql.push(" ORDER BY s.id DESC LIMIT ")
             .bind(i64::from(limit) + 1);
-
-        let rows = sql.query().fetch_all(&self.read).await?;
-        let studies = rows
-            .iter()
-            .map(study_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(paginate(studies, limit, |s| s.id.clone()))
+        Ok(sql)
     }
+
+    /// On SQLite, whether the trigram index (0004) should find the matches for
+    /// `needle` (lowercased). It cannot for needles under three characters.
+    /// Matches found through it must be sorted, so it pays only while they are
+    /// few; a needle matching many rows is found faster by walking newest first
+    /// and checking LIKE, which stops after one page.
+    async fn sqlite_description_index_pays(&self, needle: &str) -> Result<bool, StoreError> {
+        if self.dialect != Dialect::Sqlite || needle.chars().count() < 3 {
+            return Ok(false);
+        }
+        let matches: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM studies_search \
+             WHERE description_search MATCH $1 LIMIT $2)",
+        )
+        .bind(fts5_phrase(needle))
+        .bind(SQLITE_INDEX_MATCH_CAP)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(matches < SQLITE_INDEX_MATCH_CAP)
+    }
+}
+
+/// Matches counted (in the whole database) before a needle counts as common;
+/// sorting this many candidates costs about as much as walking the keyset
+/// order until a page of a needle this common is found.
+const SQLITE_INDEX_MATCH_CAP: i64 = 10_000;
+
+/// `needle` as one FTS5 string: with the trigram tokenizer, a phrase of its
+/// trigrams, i.e. a substring match.
+fn fts5_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
 }
