@@ -58,7 +58,7 @@ fn combinations(setup: &Setup) -> Vec<(String, StudyFilter)> {
 fn judge(backend: &str, plan: &[String]) -> (&'static str, bool) {
     let text = plan.join(" | ");
     if backend == "sqlite" {
-        let trigram = text.contains("studies_search VIRTUAL TABLE");
+        let trigram = text.contains("VIRTUAL TABLE");
         let sorts = text.contains("USE TEMP B-TREE FOR ORDER BY");
         let scan = text.contains("SCAN s") && !text.contains("SCAN s USING");
         let org_index = text.contains("SEARCH s USING") && text.contains("org_id=?");

@@ -266,6 +266,15 @@ pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut results = Vec::new();
     for (label, orthanc_request, lightbox_request) in pairs {
+        // Both must answer the same question: compare the result counts once.
+        let count = |v: Value| match v {
+            Value::Array(a) => a.len(),
+            Value::Object(o) => o.get("studies").and_then(Value::as_array).map_or(1, Vec::len),
+            _ => 0,
+        };
+        let o_count = count(serde_json::from_slice(&send(orthanc_request()).await?.0)?);
+        let l_count = count(serde_json::from_slice(&send(lightbox_request()).await?.0)?);
+        eprintln!("{label}: Orthanc returned {o_count} studies, Lightbox {l_count}");
         let make = orthanc_request.clone();
         let o = drive(&format!("orthanc: {label}"), conc, duration, None, move |_| {
             let make = make.clone();
