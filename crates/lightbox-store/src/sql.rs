@@ -59,6 +59,25 @@ impl Sql {
         self
     }
 
+    /// Appends `other`, renumbering its placeholders after this one's.
+    pub fn append(&mut self, other: &Sql) -> &mut Self {
+        let offset = self.values.len();
+        let mut rest = other.text.as_str();
+        while let Some(at) = rest.find('$') {
+            self.text.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if digits > 0 {
+                let n: usize = rest[..digits].parse().expect("ascii digits");
+                self.text.push_str(&(n + offset).to_string());
+                rest = &rest[digits..];
+            }
+        }
+        self.text.push_str(rest);
+        self.values.extend(other.values.iter().cloned());
+        self
+    }
+
     /// Appends a placeholder bound to `value`.
     pub fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
         self.values.push(value.into());

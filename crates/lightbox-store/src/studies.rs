@@ -2,7 +2,7 @@
 
 use crate::sql::{like_escape, Sql};
 use crate::users::{paginate, user_ref, Page};
-use crate::{flag, Store, StoreError};
+use crate::{flag, Dialect, Store, StoreError};
 use lightbox_domain::study::{
     Actor, ApiKeyRef, Metadata, NewStudy, RefFilter, Severity, Study, StudyFilter, StudyPatch,
     StudySelector, ViewerStatus,
@@ -264,49 +264,7 @@ impl Store {
         limit: u32,
         after: Option<&StudyId>,
     ) -> Result<Page<Study, StudyId>, StoreError> {
-        let mut sql = Sql::new(STUDY_SELECT);
-        sql.push(" WHERE s.org_id = ").bind(org_id.to_string());
-        if let Some(after) = after {
-            sql.push(" AND s.id < ").bind(after.as_str());
-        }
-        match &filter.assigned_to {
-            Some(RefFilter::Is(user)) => {
-                sql.push(" AND s.assigned_to = ").bind(user.as_str());
-            }
-            Some(RefFilter::IsNull) => {
-                sql.push(" AND s.assigned_to IS NULL");
-            }
-            None => {}
-        }
-        match &filter.express_customer_id {
-            Some(RefFilter::Is(customer)) => {
-                sql.push(" AND s.express_customer_id = ")
-                    .bind(customer.as_str());
-            }
-            Some(RefFilter::IsNull) => {
-                sql.push(" AND s.express_customer_id IS NULL");
-            }
-            None => {}
-        }
-        if let Some(cancelled) = filter.is_cancelled {
-            sql.push(" AND s.is_cancelled = ").bind(cancelled);
-        }
-        if let Some(severity) = filter.severity {
-            sql.push(" AND s.severity = ").bind(severity.as_str());
-        }
-        if let Some(status) = filter.viewer_status {
-            sql.push(" AND s.viewer_status = ").bind(status.as_str());
-        }
-        if let Some(needle) = &filter.description_contains {
-            let pattern = format!("%{}%", like_escape(&needle.to_lowercase()));
-            sql.push(" AND s.description_search LIKE ")
-                .bind(pattern)
-                .push(" ESCAPE '\\'");
-        }
-        // One extra row tells whether another page follows (see `paginate`).
-        sql.push(" ORDER BY s.id DESC LIMIT ")
-            .bind(i64::from(limit) + 1);
-
+        let sql = self.list_studies_sql(org_id, filter, limit, after).await?;
         let rows = sql.query().fetch_all(&self.read).await?;
         let studies = rows
             .iter()
@@ -314,4 +272,154 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(paginate(studies, limit, |s| s.id.clone()))
     }
+
+    /// The database's plan for the query [`Store::list_studies`] would run, one
+    /// line per plan step (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL).
+    pub async fn explain_list_studies(
+        &self,
+        org_id: OrgId,
+        filter: &StudyFilter,
+        limit: u32,
+        after: Option<&StudyId>,
+    ) -> Result<Vec<String>, StoreError> {
+        let sql = self.list_studies_sql(org_id, filter, limit, after).await?;
+        let explain = match self.dialect {
+            Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
+            Dialect::Postgres => "EXPLAIN ",
+        };
+        let mut explained = Sql::new(explain);
+        explained.append(&sql);
+        let rows = explained.query().fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|row| match self.dialect {
+                Dialect::Sqlite => row.try_get::<String, _>("detail"),
+                Dialect::Postgres => row.try_get::<String, _>(0),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn list_studies_sql(
+        &self,
+        org_id: OrgId,
+        filter: &StudyFilter,
+        limit: u32,
+        after: Option<&StudyId>,
+    ) -> Result<Sql, StoreError> {
+        let mut sql = Sql::new(STUDY_SELECT);
+        sql.push(" WHERE s.org_id = ").bind(org_id.to_string());
+        let column_filters = filter.assigned_to.is_some()
+            || filter.express_customer_id.is_some()
+            || filter.is_cancelled.is_some()
+            || filter.severity.is_some()
+            || filter.viewer_status.is_some();
+        if column_filters && filter.description_contains.is_none() {
+            // A scan of one filter's index reads the row of every entry it
+            // visits (SQLite, for a WITHOUT ROWID table) or fetches it from the
+            // heap (PostgreSQL), even when a second filter then rejects it: tens
+            // of thousands of reads for a rare combination. The filter indexes
+            // (0004) carry the small filter columns, so the page's ids come from
+            // one index alone and only a page of rows is read.
+            sql.push(" AND s.id IN (SELECT id FROM studies WHERE org_id = ")
+                .bind(org_id.to_string());
+            push_column_filters(&mut sql, "", filter, after);
+            sql.push(" ORDER BY id DESC LIMIT ")
+                .bind(i64::from(limit) + 1)
+                .push(")");
+        } else {
+            push_column_filters(&mut sql, "s.", filter, after);
+        }
+        if let Some(needle) = &filter.description_contains {
+            let needle = needle.to_lowercase();
+            // PostgreSQL's planner picks between the trigram GIN index (0004) and
+            // the keyset walk from the LIKE alone; SQLite needs to be told.
+            if self.sqlite_description_index_pays(&needle).await? {
+                sql.push(
+                    " AND s.id IN (SELECT sk.study_id FROM studies_search f \
+                     JOIN studies_search_keys sk ON sk.search_id = f.rowid \
+                     WHERE f.description_search MATCH ",
+                )
+                .bind(fts5_phrase(&needle))
+                .push(" AND sk.org_id = ")
+                .bind(org_id.to_string())
+                .push(")");
+            }
+            // Also the exact check behind the index: FTS5 folds case its own way.
+            sql.push(" AND s.description_search LIKE ")
+                .bind(format!("%{}%", like_escape(&needle)))
+                .push(" ESCAPE '\\'");
+        }
+        // One extra row tells whether another page follows (see `paginate`).
+        sql.push(" ORDER BY s.id DESC LIMIT ")
+            .bind(i64::from(limit) + 1);
+        Ok(sql)
+    }
+
+    /// On SQLite, whether the trigram index (0004) should find the matches for
+    /// `needle` (lowercased). It cannot for needles under three characters.
+    /// Matches found through it must be sorted, so it pays only while they are
+    /// few; a needle matching many rows is found faster by walking newest first
+    /// and checking LIKE, which stops after one page.
+    async fn sqlite_description_index_pays(&self, needle: &str) -> Result<bool, StoreError> {
+        if self.dialect != Dialect::Sqlite || needle.chars().count() < 3 {
+            return Ok(false);
+        }
+        let matches: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM studies_search \
+             WHERE description_search MATCH $1 LIMIT $2)",
+        )
+        .bind(fts5_phrase(needle))
+        .bind(SQLITE_INDEX_MATCH_CAP)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(matches < SQLITE_INDEX_MATCH_CAP)
+    }
+}
+
+/// The WHERE terms for the column filters (and the cursor), on columns named
+/// with `prefix`.
+fn push_column_filters(sql: &mut Sql, prefix: &str, filter: &StudyFilter, after: Option<&StudyId>) {
+    let p = prefix;
+    if let Some(after) = after {
+        sql.push(&format!(" AND {p}id < ")).bind(after.as_str());
+    }
+    match &filter.assigned_to {
+        Some(RefFilter::Is(user)) => {
+            sql.push(&format!(" AND {p}assigned_to = ")).bind(user.as_str());
+        }
+        Some(RefFilter::IsNull) => {
+            sql.push(&format!(" AND {p}assigned_to IS NULL"));
+        }
+        None => {}
+    }
+    match &filter.express_customer_id {
+        Some(RefFilter::Is(customer)) => {
+            sql.push(&format!(" AND {p}express_customer_id = "))
+                .bind(customer.as_str());
+        }
+        Some(RefFilter::IsNull) => {
+            sql.push(&format!(" AND {p}express_customer_id IS NULL"));
+        }
+        None => {}
+    }
+    if let Some(cancelled) = filter.is_cancelled {
+        sql.push(&format!(" AND {p}is_cancelled = ")).bind(cancelled);
+    }
+    if let Some(severity) = filter.severity {
+        sql.push(&format!(" AND {p}severity = ")).bind(severity.as_str());
+    }
+    if let Some(status) = filter.viewer_status {
+        sql.push(&format!(" AND {p}viewer_status = ")).bind(status.as_str());
+    }
+}
+
+/// Matches counted (in the whole database) before a needle counts as common;
+/// sorting this many candidates costs about as much as walking the keyset
+/// order until a page of a needle this common is found.
+const SQLITE_INDEX_MATCH_CAP: i64 = 10_000;
+
+/// `needle` as one FTS5 string: with the trigram tokenizer, a phrase of its
+/// trigrams, i.e. a substring match.
+fn fts5_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
 }

@@ -1,0 +1,157 @@
+//! Query plans for every filter combination, and the store's own query time.
+
+use crate::data::{customer_id, COMMON_NEEDLE, RARE_NEEDLE, SHORT_NEEDLE};
+use crate::load::Stats;
+use crate::Setup;
+use lightbox_domain::study::{RefFilter, Severity, StudyFilter, ViewerStatus};
+use lightbox_domain::{OrgId, StudyId, UserId};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn org(setup: &Setup) -> anyhow::Result<OrgId> {
+    Ok(OrgId::parse(&setup.seeded.org_id)?)
+}
+
+/// Every combination of the five column filters (each off or on), with no
+/// description filter and with a rare, common and short needle, with and
+/// without a cursor.
+fn combinations(setup: &Setup) -> Vec<(String, StudyFilter)> {
+    let user = UserId::from_trusted(setup.seeded.users[0].clone());
+    let mut out = Vec::new();
+    for mask in 0u32..32 {
+        for needle in [None, Some(RARE_NEEDLE), Some(COMMON_NEEDLE), Some(SHORT_NEEDLE)] {
+            let mut filter = StudyFilter::default();
+            let mut name = Vec::new();
+            if mask & 1 != 0 {
+                filter.assigned_to = Some(RefFilter::Is(user.clone()));
+                name.push("assignedTo");
+            }
+            if mask & 2 != 0 {
+                filter.express_customer_id = Some(RefFilter::Is(customer_id(7)));
+                name.push("customer");
+            }
+            if mask & 4 != 0 {
+                filter.is_cancelled = Some(true);
+                name.push("cancelled");
+            }
+            if mask & 8 != 0 {
+                filter.severity = Some(Severity::Stat);
+                name.push("severity");
+            }
+            if mask & 16 != 0 {
+                filter.viewer_status = Some(ViewerStatus::Incomplete);
+                name.push("status");
+            }
+            if let Some(needle) = needle {
+                filter.description_contains = Some(needle.to_owned());
+                name.push(needle);
+            }
+            let name = if name.is_empty() { "(none)".to_owned() } else { name.join("+") };
+            out.push((name, filter));
+        }
+    }
+    out
+}
+
+/// Judges one plan: does it walk an organization-first index in id order
+/// (no sort), or fetch through the trigram index (sorting only the matches)?
+fn judge(backend: &str, plan: &[String]) -> (&'static str, bool) {
+    let text = plan.join(" | ");
+    if backend == "sqlite" {
+        let trigram = text.contains("VIRTUAL TABLE");
+        let sorts = text.contains("USE TEMP B-TREE FOR ORDER BY");
+        let scan = text.contains("SCAN s") && !text.contains("SCAN s USING");
+        let org_index = text.contains("SEARCH s USING") && text.contains("org_id=?");
+        if trigram {
+            ("trigram index, matches sorted", org_index || !scan)
+        } else if org_index && !sorts {
+            ("org-first index, keyset order", true)
+        } else {
+            ("scan or sort", false)
+        }
+    } else {
+        let trigram = text.contains("studies_description_trgm");
+        let seq = text.contains("Seq Scan on studies");
+        let sorts = text.contains("Sort Key");
+        // A bitmap over one filter's org-first index sorts only that filter's rows.
+        let filter_bitmap = text.contains("Bitmap Index Scan on studies_by_");
+        if seq {
+            ("scan or sort", false)
+        } else if trigram {
+            ("trigram index, matches sorted", true)
+        } else if !sorts {
+            ("org-first index, keyset order", true)
+        } else if filter_bitmap {
+            ("org-first filter index, its rows sorted", true)
+        } else {
+            ("scan or sort", false)
+        }
+    }
+}
+
+pub async fn check(setup: &Setup) -> anyhow::Result<Value> {
+    let org = org(setup)?;
+    let after = StudyId::from_trusted(format!("stu_{}", "7".repeat(32)));
+    let mut rows = Vec::new();
+    let (mut good, mut bad) = (0, 0);
+    for (name, filter) in combinations(setup) {
+        for cursor in [None, Some(&after)] {
+            let plan = setup.store.explain_list_studies(org, &filter, 100, cursor).await?;
+            let (kind, ok) = judge(setup.backend, &plan);
+            if ok {
+                good += 1;
+            } else {
+                bad += 1;
+                eprintln!("PLAN NOT INDEXED: {name} cursor={}:\n  {}", cursor.is_some(), plan.join("\n  "));
+            }
+            rows.push(json!({ "filters": name, "cursor": cursor.is_some(), "kind": kind, "ok": ok, "plan": plan }));
+        }
+    }
+    let mut kinds = std::collections::BTreeMap::<String, u32>::new();
+    for row in &rows {
+        *kinds.entry(row["kind"].as_str().unwrap_or("").to_owned()).or_default() += 1;
+    }
+    eprintln!("plans: {good} indexed, {bad} not: {kinds:?}");
+    Ok(json!({ "summary": { "indexed": good, "not_indexed": bad, "kinds": kinds }, "plans": rows }))
+}
+
+/// The same list queries through `Store::list_studies` in this process, one at
+/// a time: SQL plus row mapping, without HTTP, auth, audit or JSON.
+pub async fn store_timings(setup: &Setup, duration: Duration) -> anyhow::Result<Vec<Stats>> {
+    let org = org(setup)?;
+    let user = UserId::from_trusted(setup.seeded.users[1].clone());
+    let cases: Vec<(&str, StudyFilter)> = vec![
+        ("store: first page", StudyFilter::default()),
+        (
+            "store: severity=stat",
+            StudyFilter { severity: Some(Severity::Stat), ..Default::default() },
+        ),
+        (
+            "store: assignedTo=user",
+            StudyFilter { assigned_to: Some(RefFilter::Is(user)), ..Default::default() },
+        ),
+        (
+            "store: contains rare",
+            StudyFilter { description_contains: Some(RARE_NEEDLE.into()), ..Default::default() },
+        ),
+        (
+            "store: contains common",
+            StudyFilter { description_contains: Some(COMMON_NEEDLE.into()), ..Default::default() },
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, filter) in cases {
+        let mut stats = Stats::empty(name);
+        let started = Instant::now();
+        let per_case = duration.min(Duration::from_secs(2));
+        while started.elapsed() < per_case {
+            let t0 = Instant::now();
+            setup.store.list_studies(org, &filter, 100, None).await?;
+            stats.record_client(t0.elapsed());
+            stats.requests += 1;
+        }
+        stats.elapsed = started.elapsed();
+        out.push(stats);
+    }
+    Ok(out)
+}
