@@ -385,7 +385,8 @@ fn push_column_filters(sql: &mut Sql, prefix: &str, filter: &StudyFilter, after:
     }
     match &filter.assigned_to {
         Some(RefFilter::Is(user)) => {
-            sql.push(&format!(" AND {p}assigned_to = ")).bind(user.as_str());
+            sql.push(&format!(" AND {p}assigned_to = "))
+                .bind(user.as_str());
         }
         Some(RefFilter::IsNull) => {
             sql.push(&format!(" AND {p}assigned_to IS NULL"));
@@ -403,13 +404,16 @@ fn push_column_filters(sql: &mut Sql, prefix: &str, filter: &StudyFilter, after:
         None => {}
     }
     if let Some(cancelled) = filter.is_cancelled {
-        sql.push(&format!(" AND {p}is_cancelled = ")).bind(cancelled);
+        sql.push(&format!(" AND {p}is_cancelled = "))
+            .bind(cancelled);
     }
     if let Some(severity) = filter.severity {
-        sql.push(&format!(" AND {p}severity = ")).bind(severity.as_str());
+        sql.push(&format!(" AND {p}severity = "))
+            .bind(severity.as_str());
     }
     if let Some(status) = filter.viewer_status {
-        sql.push(&format!(" AND {p}viewer_status = ")).bind(status.as_str());
+        sql.push(&format!(" AND {p}viewer_status = "))
+            .bind(status.as_str());
     }
 }
 
