@@ -212,3 +212,26 @@ impl Iterator for Generator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_studies_in_id_order() {
+        let a: Vec<_> = Generator::new(7, 2000, 40, 1_700_000_000_000).collect();
+        let b: Vec<_> = Generator::new(7, 2000, 40, 1_700_000_000_000).collect();
+        assert_eq!(a.len(), 2000);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                (&x.id, &x.description, x.created_at),
+                (&y.id, &y.description, y.created_at)
+            );
+        }
+        // Oldest first, so ids (UUIDv7) rise with creation time.
+        assert!(a
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at && w[0].id < w[1].id));
+        assert!(a.iter().any(|s| s.description.contains("CHEST")));
+    }
+}

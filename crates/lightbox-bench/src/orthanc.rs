@@ -458,3 +458,31 @@ pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dicom_dates_are_civil_utc() {
+        assert_eq!(da_tm(0), ("19700101".into(), "000000".into()));
+        // 2024-02-29T23:59:59Z
+        assert_eq!(
+            da_tm(1_709_251_199_000),
+            ("20240229".into(), "235959".into())
+        );
+    }
+
+    #[test]
+    fn dicom_files_are_part_10_with_even_values() {
+        let study = Generator::new(SEED, 1, 0, 1_709_251_199_000)
+            .next()
+            .unwrap();
+        let file = dicom(&study);
+        assert_eq!(&file[128..132], b"DICM");
+        assert_eq!(file.len() % 2, 0);
+        let text = String::from_utf8_lossy(&file);
+        assert!(text.contains(&study.uid));
+        assert!(text.contains(&study.description));
+    }
+}
