@@ -161,7 +161,8 @@ impl Iterator for Generator {
         }
         let index = self.next;
         self.next += 1;
-        let created_at = self.start_ms + self.step_ms * index as i64 + self.rng.gen_range(0..self.step_ms);
+        let created_at =
+            self.start_ms + self.step_ms * index as i64 + self.rng.gen_range(0..self.step_ms);
         let uuid = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
             uuid::NoContext,
             (created_at / 1000) as u64,
@@ -189,9 +190,12 @@ impl Iterator for Generator {
         } else {
             "complete"
         };
-        let cancelled_at = (rng.gen_range(0..100) < 2).then(|| created_at + rng.gen_range(60_000..86_400_000));
-        let assignee = (self.assignees > 0 && rng.gen_range(0..100) < 75).then(|| rng.gen_range(0..self.assignees));
-        let customer = (rng.gen_range(0..100) < 10).then(|| customer_id(rng.gen_range(0..CUSTOMERS)));
+        let cancelled_at =
+            (rng.gen_range(0..100) < 2).then(|| created_at + rng.gen_range(60_000..86_400_000));
+        let assignee = (self.assignees > 0 && rng.gen_range(0..100) < 75)
+            .then(|| rng.gen_range(0..self.assignees));
+        let customer =
+            (rng.gen_range(0..100) < 10).then(|| customer_id(rng.gen_range(0..CUSTOMERS)));
         let accession = format!("A{:09}", index + 1);
         Some(GenStudy {
             index,
@@ -206,5 +210,28 @@ impl Iterator for Generator {
             created_at,
             accession,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_studies_in_id_order() {
+        let a: Vec<_> = Generator::new(7, 2000, 40, 1_700_000_000_000).collect();
+        let b: Vec<_> = Generator::new(7, 2000, 40, 1_700_000_000_000).collect();
+        assert_eq!(a.len(), 2000);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                (&x.id, &x.description, x.created_at),
+                (&y.id, &y.description, y.created_at)
+            );
+        }
+        // Oldest first, so ids (UUIDv7) rise with creation time.
+        assert!(a
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at && w[0].id < w[1].id));
+        assert!(a.iter().any(|s| s.description.contains("CHEST")));
     }
 }

@@ -137,7 +137,9 @@ where
             let mut stats = Stats::empty("");
             loop {
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if started.elapsed() >= duration || max_requests.is_some_and(|m| stats_total(n) >= m) {
+                if started.elapsed() >= duration
+                    || max_requests.is_some_and(|m| stats_total(n) >= m)
+                {
                     break;
                 }
                 let t0 = Instant::now();
@@ -186,19 +188,26 @@ fn stats_total(n: u64) -> u64 {
 /// `Server-Timing: app;dur=1.234` → 1.234 ms.
 pub fn server_timing(response: &reqwest::Response) -> Option<Duration> {
     let value = response.headers().get("server-timing")?.to_str().ok()?;
-    let dur = value.split(';').find_map(|p| p.trim().strip_prefix("dur="))?;
+    let dur = value
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("dur="))?;
     let ms: f64 = dur.parse().ok()?;
     Some(Duration::from_secs_f64(ms / 1000.0))
 }
 
 /// Sends `request`, demands a 2xx, reads the whole body; returns the body and the server time.
-pub async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<(bytes::Bytes, Option<Duration>)> {
+pub async fn send(
+    request: reqwest::RequestBuilder,
+) -> anyhow::Result<(bytes::Bytes, Option<Duration>)> {
     let response = request.send().await?;
     let status = response.status();
     let timing = server_timing(&response);
     let body = response.bytes().await?;
     if !status.is_success() {
-        anyhow::bail!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+        anyhow::bail!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        );
     }
     Ok((body, timing))
 }

@@ -108,13 +108,24 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<Setup> {
     }
     let options = lightbox_store::StoreOptions::default();
     let opened = Instant::now();
-    let store = lightbox_store::Store::open(Some(&database_url), &args.data_dir.join("lightbox.db"), &options)
-        .await
-        .context("open the store")?;
-    eprintln!("store opened (migrations checked) in {:.0?}", opened.elapsed());
+    let store = lightbox_store::Store::open(
+        Some(&database_url),
+        &args.data_dir.join("lightbox.db"),
+        &options,
+    )
+    .await
+    .context("open the store")?;
+    eprintln!(
+        "store opened (migrations checked) in {:.0?}",
+        opened.elapsed()
+    );
     let seeded = match previous.take() {
         Some(seeded) => {
-            eprintln!("reusing the {} seeded studies in {}", seeded.studies, args.data_dir.display());
+            eprintln!(
+                "reusing the {} seeded studies in {}",
+                seeded.studies,
+                args.data_dir.display()
+            );
             seeded
         }
         None => {
@@ -146,7 +157,9 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<Setup> {
 /// Creates the database named in `url` when missing (PostgreSQL).
 async fn ensure_pg_database(url: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
-    let (base, name) = url.rsplit_once('/').context("database URL without a database name")?;
+    let (base, name) = url
+        .rsplit_once('/')
+        .context("database URL without a database name")?;
     let name = name.split('?').next().unwrap_or(name);
     let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres")).await?;
     let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
@@ -241,10 +254,16 @@ fn fill(template: &str, seeded: &Seeded, cursors: &[String], n: u64) -> String {
     let mut rng = rand::thread_rng();
     let mut q = format!("/v1/viewer/studies?limit=100&{template}");
     if q.contains("{user}") {
-        q = q.replace("{user}", &seeded.users[rng.gen_range(0..seeded.users.len())]);
+        q = q.replace(
+            "{user}",
+            &seeded.users[rng.gen_range(0..seeded.users.len())],
+        );
     }
     if q.contains("{customer}") {
-        q = q.replace("{customer}", &data::customer_id(rng.gen_range(0..data::CUSTOMERS)));
+        q = q.replace(
+            "{customer}",
+            &data::customer_id(rng.gen_range(0..data::CUSTOMERS)),
+        );
     }
     if q.contains("{cursor}") {
         q = q.replace("{cursor}", &cursors[n as usize % cursors.len().max(1)]);
@@ -285,11 +304,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     report["startup_ms"] = json!(startups);
 
     let ctx = Arc::new(Ctx {
-        client: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?,
         base: server.base.clone(),
         auth: format!("Bearer {}", seeded.api_key),
     });
-    let cursors = Arc::new(deep_ids(&setup).await?.iter().map(|id| cursor_after(id)).collect::<Vec<_>>());
+    let cursors = Arc::new(
+        deep_ids(&setup)
+            .await?
+            .iter()
+            .map(|id| cursor_after(id))
+            .collect::<Vec<_>>(),
+    );
     let seeded_arc = Arc::new(seeded.clone());
 
     for (name, template) in list_scenarios() {
@@ -310,14 +337,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     // By Study Instance UID.
     {
         let (ctx, total) = (ctx.clone(), seeded.studies);
-        let stats = drive("by-uid lookup", args.concurrency, duration, None, move |_| {
-            let ctx = ctx.clone();
-            async move {
-                let i = rand::thread_rng().gen_range(0..total);
-                let (_, timing) = send(ctx.get(&format!("/v1/viewer/studies/by-uid/{}", data::study_uid(i)))).await?;
-                Ok(timing)
-            }
-        })
+        let stats = drive(
+            "by-uid lookup",
+            args.concurrency,
+            duration,
+            None,
+            move |_| {
+                let ctx = ctx.clone();
+                async move {
+                    let i = rand::thread_rng().gen_range(0..total);
+                    let (_, timing) =
+                        send(ctx.get(&format!("/v1/viewer/studies/by-uid/{}", data::study_uid(i))))
+                            .await?;
+                    Ok(timing)
+                }
+            },
+        )
         .await;
         eprintln!("{}", stats.row());
         results.push(stats);
@@ -371,7 +406,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     }
 
     report["results"] = json!(results.iter().map(Stats::json).collect::<Vec<_>>());
-    println!("\n## {} — {} studies, {} clients\n", setup.backend, seeded.studies, args.concurrency);
+    println!(
+        "\n## {} — {} studies, {} clients\n",
+        setup.backend, seeded.studies, args.concurrency
+    );
     println!("| scenario | server p50 ms | server p99 ms | client p50 ms | client p99 ms | requests | req/s | errors |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for stats in &results {
@@ -379,7 +417,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     }
     println!("\nstartup (ms, spawn to first healthy answer): {startups:.0?}");
     println!("{}", serde_json::to_string_pretty(&report["images"])?);
-    println!("plans: {}", serde_json::to_string_pretty(&report["plans"]["summary"])?);
+    println!(
+        "plans: {}",
+        serde_json::to_string_pretty(&report["plans"]["summary"])?
+    );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }

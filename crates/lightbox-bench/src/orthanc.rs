@@ -2,7 +2,7 @@
 //! the same searches (by UID, by description, newest first with limit 100)
 //! through Orthanc's REST API and DICOMweb, against Lightbox at the same N.
 
-use crate::data::{Generator, GenStudy, COMMON_NEEDLE, RARE_NEEDLE};
+use crate::data::{GenStudy, Generator, COMMON_NEEDLE, RARE_NEEDLE};
 use crate::load::{drive, send, Stats};
 use crate::seed::SEED;
 use crate::{server, RunArgs};
@@ -23,7 +23,10 @@ pub struct OrthancArgs {
     #[arg(long, default_value = "/usr/sbin/Orthanc")]
     orthanc: PathBuf,
     /// The DICOMweb plugin.
-    #[arg(long, default_value = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so")]
+    #[arg(
+        long,
+        default_value = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+    )]
     dicomweb_plugin: PathBuf,
     #[arg(long, default_value_t = 18042)]
     orthanc_port: u16,
@@ -76,7 +79,11 @@ async fn start_orthanc(args: &OrthancArgs) -> anyhow::Result<Orthanc> {
                 break;
             }
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "Orthanc did not start; see {}", dir.join("orthanc.log").display());
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "Orthanc did not start; see {}",
+            dir.join("orthanc.log").display()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("Orthanc up in {:.0?}", started.elapsed());
@@ -131,10 +138,22 @@ pub fn dicom(study: &GenStudy) -> Vec<u8> {
     element(&mut meta, 0x0002, 0x0002, b"UI", sop_class);
     element(&mut meta, 0x0002, 0x0003, b"UI", sop_instance.as_bytes());
     element(&mut meta, 0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1");
-    element(&mut meta, 0x0002, 0x0012, b"UI", b"1.2.826.0.1.3680043.8.498.1");
+    element(
+        &mut meta,
+        0x0002,
+        0x0012,
+        b"UI",
+        b"1.2.826.0.1.3680043.8.498.1",
+    );
     let mut out = vec![0u8; 128];
     out.extend_from_slice(b"DICM");
-    element(&mut out, 0x0002, 0x0000, b"UL", &(meta.len() as u32).to_le_bytes());
+    element(
+        &mut out,
+        0x0002,
+        0x0000,
+        b"UL",
+        &(meta.len() as u32).to_le_bytes(),
+    );
     out.extend_from_slice(&meta);
     let (da, tm) = da_tm(study.created_at);
     let modality = match study.description.split(' ').next().unwrap_or("OT") {
@@ -148,19 +167,54 @@ pub fn dicom(study: &GenStudy) -> Vec<u8> {
     element(&mut out, 0x0008, 0x0030, b"TM", tm.as_bytes());
     element(&mut out, 0x0008, 0x0050, b"SH", study.accession.as_bytes());
     element(&mut out, 0x0008, 0x0060, b"CS", modality.as_bytes());
-    element(&mut out, 0x0008, 0x1030, b"LO", study.description.as_bytes());
-    element(&mut out, 0x0010, 0x0010, b"PN", format!("BENCH^{patient}").as_bytes());
+    element(
+        &mut out,
+        0x0008,
+        0x1030,
+        b"LO",
+        study.description.as_bytes(),
+    );
+    element(
+        &mut out,
+        0x0010,
+        0x0010,
+        b"PN",
+        format!("BENCH^{patient}").as_bytes(),
+    );
     element(&mut out, 0x0010, 0x0020, b"LO", patient.as_bytes());
     element(&mut out, 0x0020, 0x000D, b"UI", study.uid.as_bytes());
-    element(&mut out, 0x0020, 0x000E, b"UI", format!("{}.1", study.uid).as_bytes());
-    element(&mut out, 0x0020, 0x0010, b"SH", format!("{}", study.index % 100_000).as_bytes());
+    element(
+        &mut out,
+        0x0020,
+        0x000E,
+        b"UI",
+        format!("{}.1", study.uid).as_bytes(),
+    );
+    element(
+        &mut out,
+        0x0020,
+        0x0010,
+        b"SH",
+        format!("{}", study.index % 100_000).as_bytes(),
+    );
     element(&mut out, 0x0020, 0x0011, b"IS", b"1");
     element(&mut out, 0x0020, 0x0013, b"IS", b"1");
     out
 }
 
-async fn load(orthanc: &Orthanc, client: &reqwest::Client, studies: u64, now_ms: i64, assignees: usize, concurrency: usize) -> anyhow::Result<()> {
-    let stats: Value = serde_json::from_slice(&send(client.get(format!("{}/statistics", orthanc.base))).await?.0)?;
+async fn load(
+    orthanc: &Orthanc,
+    client: &reqwest::Client,
+    studies: u64,
+    now_ms: i64,
+    assignees: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let stats: Value = serde_json::from_slice(
+        &send(client.get(format!("{}/statistics", orthanc.base)))
+            .await?
+            .0,
+    )?;
     let have = stats["CountStudies"].as_u64().unwrap_or(0);
     if have >= studies {
         eprintln!("Orthanc already holds {have} studies");
@@ -174,7 +228,15 @@ async fn load(orthanc: &Orthanc, client: &reqwest::Client, studies: u64, now_ms:
     futures_util::stream::iter(generator)
         .map(|study| {
             let (client, url) = (client.clone(), url.clone());
-            async move { send(client.post(&url).header("content-type", "application/dicom").body(dicom(&study))).await }
+            async move {
+                send(
+                    client
+                        .post(&url)
+                        .header("content-type", "application/dicom")
+                        .body(dicom(&study)),
+                )
+                .await
+            }
         })
         .buffer_unordered(concurrency)
         .for_each(|result| {
@@ -187,7 +249,11 @@ async fn load(orthanc: &Orthanc, client: &reqwest::Client, studies: u64, now_ms:
         .await;
     bar.finish();
     let took = started.elapsed().as_secs_f64();
-    eprintln!("loaded Orthanc: {} studies in {took:.1}s ({:.0}/s)", studies - have, (studies - have) as f64 / took);
+    eprintln!(
+        "loaded Orthanc: {} studies in {took:.1}s ({:.0}/s)",
+        studies - have,
+        (studies - have) as f64 / took
+    );
     Ok(())
 }
 
@@ -200,8 +266,18 @@ pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
     let seeded = setup.seeded.clone();
     let n = seeded.studies;
     let orthanc = start_orthanc(&args).await?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    load(&orthanc, &client, n, seeded.now_ms, seeded.users.len(), args.run.concurrency.max(4)).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    load(
+        &orthanc,
+        &client,
+        n,
+        seeded.now_ms,
+        seeded.users.len(),
+        args.run.concurrency.max(4),
+    )
+    .await?;
     let lightbox = server::Server::start(&args.run, &setup).await?;
     let duration = Duration::from_secs_f64(args.run.seconds);
     let conc = args.run.concurrency;
@@ -211,54 +287,103 @@ pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
     let mut pairs: Vec<(&str, Make, Make)> = Vec::new();
     let (ob, lb) = (orthanc.base.clone(), lightbox.base.clone());
     {
-        let (c1, c2, ob, lb, auth) = (client.clone(), client.clone(), ob.clone(), lb.clone(), auth.clone());
+        let (c1, c2, ob, lb, auth) = (
+            client.clone(),
+            client.clone(),
+            ob.clone(),
+            lb.clone(),
+            auth.clone(),
+        );
         pairs.push((
             "by UID",
             Arc::new(move || {
                 let uid = crate::data::study_uid(rand::thread_rng().gen_range(0..n));
-                let (url, body) = find(&ob, json!({"Level": "Study", "Expand": true, "Query": {"StudyInstanceUID": uid}}));
+                let (url, body) = find(
+                    &ob,
+                    json!({"Level": "Study", "Expand": true, "Query": {"StudyInstanceUID": uid}}),
+                );
                 c1.post(url).json(&body)
             }),
             Arc::new(move || {
                 let uid = crate::data::study_uid(rand::thread_rng().gen_range(0..n));
-                c2.get(format!("{lb}/v1/viewer/studies/by-uid/{uid}")).header("authorization", &auth)
+                c2.get(format!("{lb}/v1/viewer/studies/by-uid/{uid}"))
+                    .header("authorization", &auth)
             }),
         ));
     }
-    for (label, needle) in [("description contains (rare)", RARE_NEEDLE), ("description contains (common)", COMMON_NEEDLE)] {
-        let (c1, c2, ob, lb, auth) = (client.clone(), client.clone(), ob.clone(), lb.clone(), auth.clone());
+    for (label, needle) in [
+        ("description contains (rare)", RARE_NEEDLE),
+        ("description contains (common)", COMMON_NEEDLE),
+    ] {
+        let (c1, c2, ob, lb, auth) = (
+            client.clone(),
+            client.clone(),
+            ob.clone(),
+            lb.clone(),
+            auth.clone(),
+        );
         pairs.push((
             label,
             Arc::new(move || {
-                let (url, body) = find(&ob, json!({"Level": "Study", "Expand": true, "Limit": 100, "CaseSensitive": false,
-                    "Query": {"StudyDescription": format!("*{needle}*")}}));
+                let (url, body) = find(
+                    &ob,
+                    json!({"Level": "Study", "Expand": true, "Limit": 100, "CaseSensitive": false,
+                    "Query": {"StudyDescription": format!("*{needle}*")}}),
+                );
                 c1.post(url).json(&body)
             }),
             Arc::new(move || {
-                c2.get(format!("{lb}/v1/viewer/studies?limit=100&studyDescription={needle}")).header("authorization", &auth)
+                c2.get(format!(
+                    "{lb}/v1/viewer/studies?limit=100&studyDescription={needle}"
+                ))
+                .header("authorization", &auth)
             }),
         ));
     }
     {
-        let (c1, c2, ob, lb, auth) = (client.clone(), client.clone(), ob.clone(), lb.clone(), auth.clone());
+        let (c1, c2, ob, lb, auth) = (
+            client.clone(),
+            client.clone(),
+            ob.clone(),
+            lb.clone(),
+            auth.clone(),
+        );
         pairs.push((
             "first 100 (Orthanc: no order in 1.10)",
             Arc::new(move || {
-                let (url, body) = find(&ob, json!({"Level": "Study", "Expand": true, "Limit": 100, "Query": {}}));
+                let (url, body) = find(
+                    &ob,
+                    json!({"Level": "Study", "Expand": true, "Limit": 100, "Query": {}}),
+                );
                 c1.post(url).json(&body)
             }),
-            Arc::new(move || c2.get(format!("{lb}/v1/viewer/studies?limit=100")).header("authorization", &auth)),
+            Arc::new(move || {
+                c2.get(format!("{lb}/v1/viewer/studies?limit=100"))
+                    .header("authorization", &auth)
+            }),
         ));
     }
     {
-        let (c1, c2, ob, lb, auth) = (client.clone(), client.clone(), ob.clone(), lb.clone(), auth.clone());
+        let (c1, c2, ob, lb, auth) = (
+            client.clone(),
+            client.clone(),
+            ob.clone(),
+            lb.clone(),
+            auth.clone(),
+        );
         pairs.push((
             "DICOMweb QIDO description (rare)",
             Arc::new(move || {
-                c1.get(format!("{ob}/dicom-web/studies?limit=100&fuzzymatching=false&StudyDescription=*{}*", RARE_NEEDLE.to_uppercase()))
+                c1.get(format!(
+                    "{ob}/dicom-web/studies?limit=100&fuzzymatching=false&StudyDescription=*{}*",
+                    RARE_NEEDLE.to_uppercase()
+                ))
             }),
             Arc::new(move || {
-                c2.get(format!("{lb}/v1/viewer/studies?limit=100&studyDescription={RARE_NEEDLE}")).header("authorization", &auth)
+                c2.get(format!(
+                    "{lb}/v1/viewer/studies?limit=100&studyDescription={RARE_NEEDLE}"
+                ))
+                .header("authorization", &auth)
             }),
         ));
     }
@@ -269,23 +394,38 @@ pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
         // Both must answer the same question: compare the result counts once.
         let count = |v: Value| match v {
             Value::Array(a) => a.len(),
-            Value::Object(o) => o.get("studies").and_then(Value::as_array).map_or(1, Vec::len),
+            Value::Object(o) => o
+                .get("studies")
+                .and_then(Value::as_array)
+                .map_or(1, Vec::len),
             _ => 0,
         };
         let o_count = count(serde_json::from_slice(&send(orthanc_request()).await?.0)?);
         let l_count = count(serde_json::from_slice(&send(lightbox_request()).await?.0)?);
         eprintln!("{label}: Orthanc returned {o_count} studies, Lightbox {l_count}");
         let make = orthanc_request.clone();
-        let o = drive(&format!("orthanc: {label}"), conc, duration, None, move |_| {
-            let make = make.clone();
-            async move { send(make()).await.map(|_| None) }
-        })
+        let o = drive(
+            &format!("orthanc: {label}"),
+            conc,
+            duration,
+            None,
+            move |_| {
+                let make = make.clone();
+                async move { send(make()).await.map(|_| None) }
+            },
+        )
         .await;
         let make = lightbox_request.clone();
-        let l = drive(&format!("lightbox: {label}"), conc, duration, None, move |_| {
-            let make = make.clone();
-            async move { send(make()).await.map(|(_, t)| t) }
-        })
+        let l = drive(
+            &format!("lightbox: {label}"),
+            conc,
+            duration,
+            None,
+            move |_| {
+                let make = make.clone();
+                async move { send(make()).await.map(|(_, t)| t) }
+            },
+        )
         .await;
         let p50 = |s: &Stats| s.client.value_at_quantile(0.5) as f64 / 1000.0;
         let p99 = |s: &Stats| s.client.value_at_quantile(0.99) as f64 / 1000.0;
@@ -301,14 +441,48 @@ pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
         rows.push(row);
         results.push(json!({ "search": label, "orthanc": o.json(), "lightbox": l.json() }));
     }
-    println!("\n## Orthanc vs Lightbox ({}) — {n} studies, {conc} clients, client-side latency\n", setup.backend);
+    println!(
+        "\n## Orthanc vs Lightbox ({}) — {n} studies, {conc} clients, client-side latency\n",
+        setup.backend
+    );
     println!("| search | Orthanc p50 ms | Orthanc p99 ms | Orthanc req/s | Lightbox p50 ms | Lightbox p99 ms | Lightbox req/s | p50 ratio | throughput ratio | errors O / L |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         println!("{row}");
     }
     if let Some(path) = &args.run.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&json!({ "studies": n, "results": results }))?)?;
+        std::fs::write(
+            path,
+            serde_json::to_vec_pretty(&json!({ "studies": n, "results": results }))?,
+        )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dicom_dates_are_civil_utc() {
+        assert_eq!(da_tm(0), ("19700101".into(), "000000".into()));
+        // 2024-02-29T23:59:59Z
+        assert_eq!(
+            da_tm(1_709_251_199_000),
+            ("20240229".into(), "235959".into())
+        );
+    }
+
+    #[test]
+    fn dicom_files_are_part_10_with_even_values() {
+        let study = Generator::new(SEED, 1, 0, 1_709_251_199_000)
+            .next()
+            .unwrap();
+        let file = dicom(&study);
+        assert_eq!(&file[128..132], b"DICM");
+        assert_eq!(file.len() % 2, 0);
+        let text = String::from_utf8_lossy(&file);
+        assert!(text.contains(&study.uid));
+        assert!(text.contains(&study.description));
+    }
 }

@@ -47,9 +47,11 @@ impl Seeded {
 pub fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>24} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>24} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_owned());
     bar
@@ -125,32 +127,46 @@ macro_rules! push_rows {
     };
 }
 
-const INSERT: &str = "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
+const INSERT: &str =
+    "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
      severity, viewer_status, is_cancelled, cancelled_at, assigned_to, express_customer_id, \
      created_by_api_key_id, created_by_user_id, metadata, created_at, updated_at) ";
 
 async fn insert_studies(database_url: &str, seeded: &Seeded) -> anyhow::Result<()> {
     let progress = bar(seeded.studies, "seeding studies");
-    let mut generator = Generator::new(SEED, seeded.studies, seeded.users.len(), seeded.now_ms).peekable();
+    let mut generator =
+        Generator::new(SEED, seeded.studies, seeded.users.len(), seeded.now_ms).peekable();
     if database_url.starts_with("postgres") {
         let mut conn = sqlx::PgConnection::connect(database_url).await?;
         while generator.peek().is_some() {
             let mut tx = conn.begin().await?;
-            // Durability is the database's business after the load; not per batch.
-            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
             let mut in_tx = 0;
             while in_tx < TX_ROWS && generator.peek().is_some() {
                 let rows: Vec<_> = generator.by_ref().take(BATCH).collect();
                 let mut builder = QueryBuilder::<sqlx::Postgres>::new(INSERT);
                 push_rows!(builder, rows.iter(), seeded, |b: bool| b);
-                builder.build().execute(&mut *tx).await.context("insert studies")?;
+                builder
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .context("insert studies")?;
                 in_tx += rows.len() as u64;
                 progress.inc(rows.len() as u64);
             }
             tx.commit().await?;
         }
-        // What autovacuum does after a bulk load: statistics and the visibility map.
-        sqlx::query("VACUUM ANALYZE studies").execute(&mut conn).await?;
+        // What autovacuum does after a bulk load: statistics and the visibility
+        // map (index-only scans need it). Commits above are synchronous: VACUUM
+        // cannot mark pages all-visible behind an unflushed asynchronous commit.
+        sqlx::query("VACUUM ANALYZE studies")
+            .execute(&mut conn)
+            .await?;
+        let (pages, visible): (i32, i32) = sqlx::query_as(
+            "SELECT relpages, relallvisible FROM pg_class WHERE relname = 'studies'",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        eprintln!("after VACUUM: {visible} of {pages} heap pages all-visible");
     } else {
         let path = database_url.trim_start_matches("sqlite://");
         let options = sqlx::sqlite::SqliteConnectOptions::new()
@@ -166,14 +182,20 @@ async fn insert_studies(database_url: &str, seeded: &Seeded) -> anyhow::Result<(
                 let rows: Vec<_> = generator.by_ref().take(BATCH / 2).collect();
                 let mut builder = QueryBuilder::<sqlx::Sqlite>::new(INSERT);
                 push_rows!(builder, rows.iter(), seeded, i64::from);
-                builder.build().execute(&mut *tx).await.context("insert studies")?;
+                builder
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .context("insert studies")?;
                 in_tx += rows.len() as u64;
                 progress.inc(rows.len() as u64);
             }
             tx.commit().await?;
         }
         sqlx::query("ANALYZE").execute(&mut conn).await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut conn)
+            .await?;
     }
     progress.finish();
     Ok(())

@@ -22,7 +22,13 @@ impl Server {
     pub async fn start(args: &RunArgs, setup: &Setup) -> anyhow::Result<Server> {
         let mut command = tokio::process::Command::new(&args.lightbox);
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit-per-second", "0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--rate-limit-per-second",
+                "0",
+            ])
             .arg("--data-dir")
             .arg(&args.data_dir)
             .env("LIGHTBOX_LOG", "warn")
@@ -80,7 +86,10 @@ pub fn machine() -> Value {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_default();
     let mem_kb: u64 = read("/proc/meminfo")
         .lines()
@@ -97,12 +106,21 @@ pub fn machine() -> Value {
 }
 
 /// A bare axum handler answering every request with `page` from memory.
-pub async fn floor(page: bytes::Bytes, concurrency: usize, duration: Duration) -> anyhow::Result<Stats> {
+pub async fn floor(
+    page: bytes::Bytes,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Stats> {
     let app = axum::Router::new().route(
         "/v1/viewer/studies",
         axum::routing::get(move || {
             let page = page.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], page) }
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    page,
+                )
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -110,13 +128,19 @@ pub async fn floor(page: bytes::Bytes, concurrency: usize, duration: Duration) -
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/v1/viewer/studies?limit=100");
-    let stats = drive("floor: bare axum, page from memory", concurrency, duration, None, move |_| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            send(client.get(&url)).await?;
-            Ok(None)
-        }
-    })
+    let stats = drive(
+        "floor: bare axum, page from memory",
+        concurrency,
+        duration,
+        None,
+        move |_| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                send(client.get(&url)).await?;
+                Ok(None)
+            }
+        },
+    )
     .await;
     server.abort();
     Ok(stats)
@@ -156,10 +180,14 @@ pub async fn images(
     args: &RunArgs,
 ) -> anyhow::Result<ImageResults> {
     let token: Value = serde_json::from_slice(
-        &send(client.post(format!("{base}/api/auth/v2/token")).json(&json!({
-            "client_id": seeded.client_id,
-            "client_secret": seeded.client_secret,
-        })))
+        &send(
+            client
+                .post(format!("{base}/api/auth/v2/token"))
+                .json(&json!({
+                    "client_id": seeded.client_id,
+                    "client_secret": seeded.client_secret,
+                })),
+        )
         .await?
         .0,
     )?;
@@ -196,7 +224,10 @@ pub async fn images(
             .0,
         )?;
         let id = created["id"].as_str().context("image id")?.to_owned();
-        let url = created["signed_url"].as_str().context("signed_url")?.to_owned();
+        let url = created["signed_url"]
+            .as_str()
+            .context("signed_url")?
+            .to_owned();
         let t0 = Instant::now();
         // Streamed in 1 MiB chunks, as a client sending a file would.
         let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = body
@@ -220,9 +251,13 @@ pub async fn images(
         }
         upload.requests += 1;
         let image: Value = serde_json::from_slice(
-            &send(client.get(format!("{base}/images/v1/{id}")).header("authorization", &bearer))
-                .await?
-                .0,
+            &send(
+                client
+                    .get(format!("{base}/images/v1/{id}"))
+                    .header("authorization", &bearer),
+            )
+            .await?
+            .0,
         )?;
         read_urls.push(image["signed_url"].as_str().context("read url")?.to_owned());
     }

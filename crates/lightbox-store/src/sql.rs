@@ -111,3 +111,23 @@ pub fn like_escape(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Sql;
+
+    #[test]
+    fn append_renumbers_placeholders_after_its_own() {
+        let mut outer = Sql::new("EXPLAIN ");
+        outer.push("SELECT ").bind(1i64);
+        let mut inner = Sql::new("x = ");
+        inner
+            .bind("a")
+            .push(" AND y = ")
+            .bind(2i64)
+            .push(" AND z = '$'");
+        outer.append(&inner);
+        assert_eq!(outer.text, "EXPLAIN SELECT $1x = $2 AND y = $3 AND z = '$'");
+        assert_eq!(outer.values.len(), 3);
+    }
+}

@@ -67,7 +67,10 @@ async fn contains_match_through_the_trigram_index(backend: Backend) {
         .await;
 
     let newest_first = |want: &[usize]| -> Vec<String> {
-        want.iter().rev().map(|&i| descriptions[i].to_owned()).collect()
+        want.iter()
+            .rev()
+            .map(|&i| descriptions[i].to_owned())
+            .collect()
     };
     // Three characters or more: through the index; shorter: the plain scan.
     assert_eq!(matching(&api, "arthrogram", 1).await, newest_first(&[1, 5]));
@@ -81,16 +84,25 @@ async fn contains_match_through_the_trigram_index(backend: Backend) {
 
     // An update moves a study in and out of the matches.
     let r = api
-        .patch(&format!("/v1/viewer/studies/{}", ids[4]), json!({"studyDescription": "US Hip Arthrogram"}))
+        .patch(
+            &format!("/v1/viewer/studies/{}", ids[4]),
+            json!({"studyDescription": "US Hip Arthrogram"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = api
-        .patch(&format!("/v1/viewer/studies/{}", ids[1]), json!({"studyDescription": "MR Shoulder"}))
+        .patch(
+            &format!("/v1/viewer/studies/{}", ids[1]),
+            json!({"studyDescription": "MR Shoulder"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
         matching(&api, "arthrogram", 1).await,
-        vec!["MR Knee ARTHROGRAM Right".to_owned(), "US Hip Arthrogram".to_owned()]
+        vec![
+            "MR Knee ARTHROGRAM Right".to_owned(),
+            "US Hip Arthrogram".to_owned()
+        ]
     );
     assert_eq!(matching(&api, "abdomen", 10).await, Vec::<String>::new());
 }
