@@ -273,7 +273,10 @@ pub async fn download(
         .await
         .map_err(blob_error)?;
     crate::observability::blob_downloaded(len);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        file,
+        lightbox_blob::READ_BUFFER,
+    ));
     let content_type = HeaderValue::from_str(&blob.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     Ok((
