@@ -345,26 +345,27 @@ async fn each_credential_is_rate_limited_on_its_own(backend: Backend) {
     .await;
     let org = server.create_org("Acme");
     let api = server.api(&org.api_key);
-    let mut statuses = Vec::new();
+    // Sent at once, so that a slow (loaded) machine cannot refill the bucket between them.
+    let replies =
+        futures_util::future::join_all((0..8).map(|_| api.get("/v1/viewer/studies"))).await;
     let mut retry_after = None;
-    for _ in 0..6 {
-        let r = api.get("/v1/viewer/studies").await;
-        if r.status == StatusCode::TOO_MANY_REQUESTS {
-            assert_eq!(r.body["type"], "rate_limited");
-            retry_after = Some(
-                r.headers["retry-after"]
-                    .to_str()
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap(),
-            );
+    let (mut ok, mut limited) = (0, 0);
+    for r in &replies {
+        match r.status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited += 1;
+                assert_eq!(r.body["type"], "rate_limited");
+                let secs = r.headers["retry-after"].to_str().unwrap();
+                retry_after = Some(secs.parse::<u64>().unwrap());
+            }
+            other => panic!("unexpected {other}: {}", r.body),
         }
-        statuses.push(r.status);
     }
-    assert_eq!(&statuses[..3], &[StatusCode::OK; 3]);
+    // The burst of 3, and at most one more if a second passed meanwhile.
     assert!(
-        statuses[3..].contains(&StatusCode::TOO_MANY_REQUESTS),
-        "{statuses:?}"
+        (3..=4).contains(&ok) && ok + limited == 8,
+        "{ok} ok, {limited} limited"
     );
     let retry_after = retry_after.unwrap();
     assert!((1..=2).contains(&retry_after), "{retry_after}");
