@@ -257,10 +257,6 @@ async fn load(
     Ok(())
 }
 
-fn find(base: &str, query: Value) -> (String, Value) {
-    (format!("{base}/tools/find"), query)
-}
-
 pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
     let setup = crate::prepare(&args.run).await?;
     let seeded = setup.seeded.clone();
@@ -284,109 +280,60 @@ pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
     let auth = format!("Bearer {}", seeded.api_key);
 
     type Make = Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync>;
-    let mut pairs: Vec<(&str, Make, Make)> = Vec::new();
     let (ob, lb) = (orthanc.base.clone(), lightbox.base.clone());
-    {
-        let (c1, c2, ob, lb, auth) = (
-            client.clone(),
-            client.clone(),
-            ob.clone(),
-            lb.clone(),
-            auth.clone(),
-        );
-        pairs.push((
+    // Orthanc's `/tools/find` with the query `query()` makes.
+    let find = |query: fn(u64) -> Value| -> Make {
+        let (client, url) = (client.clone(), format!("{ob}/tools/find"));
+        Arc::new(move || client.post(&url).json(&query(n)))
+    };
+    // A GET of `base` + what `path()` makes, with `auth` when given.
+    let get = |base: &str, auth: Option<&str>, path: fn(u64) -> String| -> Make {
+        let (client, base) = (client.clone(), base.to_owned());
+        let auth = auth.map(str::to_owned);
+        Arc::new(move || {
+            let request = client.get(format!("{base}{}", path(n)));
+            match &auth {
+                Some(auth) => request.header("authorization", auth),
+                None => request,
+            }
+        })
+    };
+    let lightbox_get = |path: fn(u64) -> String| get(&lb, Some(&auth), path);
+    #[rustfmt::skip]
+    let pairs: Vec<(&str, Make, Make)> = vec![
+        (
             "by UID",
-            Arc::new(move || {
-                let uid = crate::data::study_uid(rand::thread_rng().gen_range(0..n));
-                let (url, body) = find(
-                    &ob,
-                    json!({"Level": "Study", "Expand": true, "Query": {"StudyInstanceUID": uid}}),
-                );
-                c1.post(url).json(&body)
-            }),
-            Arc::new(move || {
-                let uid = crate::data::study_uid(rand::thread_rng().gen_range(0..n));
-                c2.get(format!("{lb}/v1/viewer/studies/by-uid/{uid}"))
-                    .header("authorization", &auth)
-            }),
-        ));
-    }
-    for (label, needle) in [
-        ("description contains (rare)", RARE_NEEDLE),
-        ("description contains (common)", COMMON_NEEDLE),
-    ] {
-        let (c1, c2, ob, lb, auth) = (
-            client.clone(),
-            client.clone(),
-            ob.clone(),
-            lb.clone(),
-            auth.clone(),
-        );
-        pairs.push((
-            label,
-            Arc::new(move || {
-                let (url, body) = find(
-                    &ob,
-                    json!({"Level": "Study", "Expand": true, "Limit": 100, "CaseSensitive": false,
-                    "Query": {"StudyDescription": format!("*{needle}*")}}),
-                );
-                c1.post(url).json(&body)
-            }),
-            Arc::new(move || {
-                c2.get(format!(
-                    "{lb}/v1/viewer/studies?limit=100&studyDescription={needle}"
-                ))
-                .header("authorization", &auth)
-            }),
-        ));
-    }
-    {
-        let (c1, c2, ob, lb, auth) = (
-            client.clone(),
-            client.clone(),
-            ob.clone(),
-            lb.clone(),
-            auth.clone(),
-        );
-        pairs.push((
+            find(|n| json!({"Level": "Study", "Expand": true,
+                "Query": {"StudyInstanceUID": crate::data::study_uid(rand::thread_rng().gen_range(0..n))}})),
+            lightbox_get(|n| format!("/v1/viewer/studies/by-uid/{}",
+                crate::data::study_uid(rand::thread_rng().gen_range(0..n)))),
+        ),
+        (
+            "description contains (rare)",
+            find(|_| json!({"Level": "Study", "Expand": true, "Limit": 100, "CaseSensitive": false,
+                "Query": {"StudyDescription": format!("*{RARE_NEEDLE}*")}})),
+            lightbox_get(|_| format!("/v1/viewer/studies?limit=100&studyDescription={RARE_NEEDLE}")),
+        ),
+        (
+            "description contains (common)",
+            find(|_| json!({"Level": "Study", "Expand": true, "Limit": 100, "CaseSensitive": false,
+                "Query": {"StudyDescription": format!("*{COMMON_NEEDLE}*")}})),
+            lightbox_get(|_| format!("/v1/viewer/studies?limit=100&studyDescription={COMMON_NEEDLE}")),
+        ),
+        (
             "first 100 (Orthanc: no order in 1.10)",
-            Arc::new(move || {
-                let (url, body) = find(
-                    &ob,
-                    json!({"Level": "Study", "Expand": true, "Limit": 100, "Query": {}}),
-                );
-                c1.post(url).json(&body)
-            }),
-            Arc::new(move || {
-                c2.get(format!("{lb}/v1/viewer/studies?limit=100"))
-                    .header("authorization", &auth)
-            }),
-        ));
-    }
-    {
-        let (c1, c2, ob, lb, auth) = (
-            client.clone(),
-            client.clone(),
-            ob.clone(),
-            lb.clone(),
-            auth.clone(),
-        );
-        pairs.push((
+            find(|_| json!({"Level": "Study", "Expand": true, "Limit": 100, "Query": {}})),
+            lightbox_get(|_| "/v1/viewer/studies?limit=100".to_owned()),
+        ),
+        (
             "DICOMweb QIDO description (rare)",
-            Arc::new(move || {
-                c1.get(format!(
-                    "{ob}/dicom-web/studies?limit=100&fuzzymatching=false&StudyDescription=*{}*",
-                    RARE_NEEDLE.to_uppercase()
-                ))
-            }),
-            Arc::new(move || {
-                c2.get(format!(
-                    "{lb}/v1/viewer/studies?limit=100&studyDescription={RARE_NEEDLE}"
-                ))
-                .header("authorization", &auth)
-            }),
-        ));
-    }
+            get(&ob, None, |_| format!(
+                "/dicom-web/studies?limit=100&fuzzymatching=false&StudyDescription=*{}*",
+                RARE_NEEDLE.to_uppercase()
+            )),
+            lightbox_get(|_| format!("/v1/viewer/studies?limit=100&studyDescription={RARE_NEEDLE}")),
+        ),
+    ];
 
     let mut rows = Vec::new();
     let mut results = Vec::new();
