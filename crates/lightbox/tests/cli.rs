@@ -5,9 +5,7 @@ mod support;
 
 use serde_json::Value;
 use std::process::{Command, Output};
-use support::{unique_uid, Backend, Org, TestServer, BIN};
-
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+use support::{unique_uid, Backend, Org, TestServer, BIN, PNG};
 
 /// Runs `lightbox ARGS` with the org's credentials in the environment.
 fn run(server: &TestServer, org: &Org, args: &[&str]) -> Output {

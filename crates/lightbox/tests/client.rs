@@ -12,10 +12,7 @@ use lightbox_client::{
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
-use support::{unique_uid, Backend, Org, TestServer, BIN};
-
-/// A small but real PNG header: Lightbox checks a file's magic number.
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+use support::{unique_uid, Backend, Org, TestServer, BIN, PNG};
 
 fn client(server: &TestServer, org: &Org) -> Client {
     Client::builder(&server.base)

@@ -10,7 +10,7 @@ use lightbox_blob::{Claims, UrlSigner};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{Backend, Org, TestServer};
+use support::{Backend, Org, TestServer, PNG};
 
 on_both_backends!(
     tokens_are_issued_for_client_credentials_only,
@@ -27,7 +27,6 @@ on_both_backends!(
     organizations_never_see_each_other,
 );
 
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0";
 
 /// A PNG-looking file of `len` bytes whose tail identifies it.
