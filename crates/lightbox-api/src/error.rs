@@ -45,6 +45,14 @@ impl ApiError {
         }
     }
 
+    pub fn payload_too_large() -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        )
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
@@ -148,25 +156,17 @@ pub async fn envelope_bare_errors(response: Response) -> Response {
     if !is_bare {
         return response;
     }
-    let kind = match status {
-        StatusCode::REQUEST_TIMEOUT => "request_timeout",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        s if s.is_server_error() => "internal",
-        _ => "http_error",
-    };
-    let message = match status {
-        StatusCode::REQUEST_TIMEOUT => "the request took too long".to_owned(),
-        StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_owned(),
-        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
-    };
-    let mut rendered = ApiError::new(status, kind, message).into_response();
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            rendered.headers_mut().insert(name.clone(), value.clone());
+    let reason = || status.canonical_reason().unwrap_or("error").to_lowercase();
+    let error = match status {
+        StatusCode::REQUEST_TIMEOUT => {
+            ApiError::new(status, "request_timeout", "the request took too long")
         }
-    }
-    rendered
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method_not_allowed", reason()),
+        s if s.is_server_error() => ApiError::new(status, "internal", reason()),
+        _ => ApiError::new(status, "http_error", reason()),
+    };
+    with_headers_of(&response, error.into_response())
 }
 
 /// Replaces the body of every error response with `render(error)`, keeping
@@ -174,15 +174,18 @@ pub async fn envelope_bare_errors(response: Response) -> Response {
 /// differs from the default adds this as a layer on its router.
 pub async fn rerender(render: fn(&ApiError) -> Response, mut response: Response) -> Response {
     match response.extensions_mut().remove::<ApiError>() {
-        Some(error) => {
-            let mut rendered = render(&error);
-            for (name, value) in response.headers() {
-                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                    rendered.headers_mut().insert(name.clone(), value.clone());
-                }
-            }
-            rendered
-        }
+        Some(error) => with_headers_of(&response, render(&error)),
         None => response,
     }
+}
+
+/// `rendered`, a new body for `original`, keeping `original`'s headers
+/// (`Retry-After`, `x-should-retry`, request id, …) but its own body's type and length.
+fn with_headers_of(original: &Response, mut rendered: Response) -> Response {
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rendered
 }

@@ -89,11 +89,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             ApiError::bad_request(format!("the body is not valid JSON: {}", e.body_text()))
         }
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "the request body is too large",
-            )
+            ApiError::payload_too_large()
         }
         other => ApiError::bad_request(other.body_text()),
     }

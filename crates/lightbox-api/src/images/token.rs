@@ -55,11 +55,7 @@ async fn credentials(request: Request, state: &AppState) -> Result<TokenRequest,
             .await
             .map(|f| f.0)
             .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is too large",
-                ),
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
                 _ => ApiError::bad_request(format!("invalid form body: {}", e.body_text())),
             }),
         _ => Err(ApiError::new(
