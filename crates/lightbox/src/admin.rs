@@ -16,9 +16,9 @@ pub enum AdminCommand {
     /// Add a user to an organization.
     CreateUser(CreateUserArgs),
     /// Issue another API key for an organization.
-    CreateApiKey(CreateApiKeyArgs),
+    CreateApiKey(CreateCredentialArgs),
     /// Register another OAuth client (Images API) for an organization.
-    CreateClient(CreateApiKeyArgs),
+    CreateClient(CreateCredentialArgs),
     /// Revoke an API key: its next request gets 401.
     RevokeApiKey(RevokeArgs),
     /// Revoke an OAuth client: no new tokens, and its issued tokens stop working.
@@ -83,12 +83,14 @@ pub struct CreateUserArgs {
     store: StoreArgs,
 }
 
+/// Arguments of `create-api-key` and `create-client`.
 #[derive(Args)]
-pub struct CreateApiKeyArgs {
+pub struct CreateCredentialArgs {
     #[arg(long)]
     org: String,
-    #[arg(long, default_value = "API key")]
-    description: String,
+    /// A label for the credential (default: "API key" or "OAuth client").
+    #[arg(long)]
+    description: Option<String>,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -200,13 +202,26 @@ async fn create_user(args: CreateUserArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_api_key(args: CreateApiKeyArgs) -> anyhow::Result<()> {
-    validate::required_text("description", &args.description, 200)?;
-    let store = args.store.open().await?;
-    let org_id = existing_org(&store, &args.org).await?;
-    let (id, token) = store
-        .create_api_key(org_id, &args.description, None)
-        .await?;
+impl CreateCredentialArgs {
+    /// The store, the organization and the (checked) description to issue under.
+    async fn open(
+        &self,
+        default_description: &str,
+    ) -> anyhow::Result<(lightbox_store::Store, OrgId, String)> {
+        let description = self
+            .description
+            .clone()
+            .unwrap_or_else(|| default_description.to_owned());
+        validate::required_text("description", &description, 200)?;
+        let store = self.store.open().await?;
+        let org_id = existing_org(&store, &self.org).await?;
+        Ok((store, org_id, description))
+    }
+}
+
+async fn create_api_key(args: CreateCredentialArgs) -> anyhow::Result<()> {
+    let (store, org_id, description) = args.open("API key").await?;
+    let (id, token) = store.create_api_key(org_id, &description, None).await?;
     print(
         args.json,
         json!({ "api_key_id": id.to_string(), "api_key": token }),
@@ -214,11 +229,9 @@ async fn create_api_key(args: CreateApiKeyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_client(args: CreateApiKeyArgs) -> anyhow::Result<()> {
-    validate::required_text("description", &args.description, 200)?;
-    let store = args.store.open().await?;
-    let org_id = existing_org(&store, &args.org).await?;
-    let (id, secret) = store.create_oauth_client(org_id, &args.description).await?;
+async fn create_client(args: CreateCredentialArgs) -> anyhow::Result<()> {
+    let (store, org_id, description) = args.open("OAuth client").await?;
+    let (id, secret) = store.create_oauth_client(org_id, &description).await?;
     print(
         args.json,
         json!({ "client_id": id.as_str(), "client_secret": secret }),
