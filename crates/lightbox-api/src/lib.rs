@@ -10,7 +10,6 @@ pub mod images;
 mod landing;
 pub mod observability;
 pub mod openapi;
-mod server_timing;
 pub mod viewer;
 
 use axum::http::{header, HeaderName, StatusCode};
@@ -199,7 +198,6 @@ pub fn router(state: AppState) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(axum::middleware::from_fn(server_timing::record))
 }
 
 /// Liveness: the process serves requests (see `/readyz` for its dependencies).
