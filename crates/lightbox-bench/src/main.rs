@@ -64,6 +64,16 @@ pub struct RunArgs {
     /// Total bytes uploaded in the image-upload scenario (in 16 MiB files).
     #[arg(long, default_value_t = 256 * 1024 * 1024)]
     upload_bytes: u64,
+    /// Run only the scenarios whose names contain one of these (repeatable);
+    /// for iterating on one query. The reported runs measure everything.
+    #[arg(long)]
+    only: Vec<String>,
+}
+
+impl RunArgs {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| scenario.contains(o.as_str()))
+    }
 }
 
 #[tokio::main]
@@ -320,6 +330,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     let seeded_arc = Arc::new(seeded.clone());
 
     for (name, template) in list_scenarios() {
+        if !args.wants(name) {
+            continue;
+        }
         let (ctx, seeded, cursors) = (ctx.clone(), seeded_arc.clone(), cursors.clone());
         let stats = drive(name, args.concurrency, duration, None, move |n| {
             let (ctx, seeded, cursors) = (ctx.clone(), seeded.clone(), cursors.clone());
@@ -335,7 +348,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     }
 
     // By Study Instance UID.
-    {
+    if args.wants("by-uid lookup") {
         let (ctx, total) = (ctx.clone(), seeded.studies);
         let stats = drive(
             "by-uid lookup",
@@ -359,7 +372,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     }
 
     // Create (writes; each with a fresh UID).
-    {
+    if args.wants("create study") {
         let ctx = ctx.clone();
         let stamp = std::process::id();
         let users = seeded_arc.clone();
@@ -388,21 +401,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     }
 
     // Image upload and read, against the disk's own sequential write speed.
-    let images = server::images(&ctx.client, &server.base, &seeded, &args).await?;
-    report["images"] = images.json.clone();
-    results.push(images.upload);
-    results.push(images.read);
+    if args.wants("image") {
+        let images = server::images(&ctx.client, &server.base, &seeded, &args).await?;
+        report["images"] = images.json.clone();
+        results.push(images.upload);
+        results.push(images.read);
+    }
 
     // The floor: the same first page from memory behind a bare axum handler.
-    let page = send(ctx.get("/v1/viewer/studies?limit=100")).await?.0;
-    let floor = server::floor(page, args.concurrency, duration).await?;
-    eprintln!("{}", floor.row());
-    results.push(floor);
+    if args.wants("floor") {
+        let page = send(ctx.get("/v1/viewer/studies?limit=100")).await?.0;
+        let floor = server::floor(page, args.concurrency, duration).await?;
+        eprintln!("{}", floor.row());
+        results.push(floor);
+    }
 
     // And the store's own time for the same queries, in this process (SQL + row mapping).
-    for stats in explain::store_timings(&setup, duration).await? {
-        eprintln!("{}", stats.row());
-        results.push(stats);
+    if args.wants("store") {
+        for stats in explain::store_timings(&setup, duration).await? {
+            eprintln!("{}", stats.row());
+            results.push(stats);
+        }
     }
 
     report["results"] = json!(results.iter().map(Stats::json).collect::<Vec<_>>());

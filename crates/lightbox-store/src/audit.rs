@@ -36,7 +36,7 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_on(&self.audit_write).await?;
         // Bounded batches keep each statement well under parameter limits (12 per row).
         for chunk in events.chunks(64) {
             let mut sql = Sql::new(&format!("INSERT INTO audit_events ({COLUMNS}) VALUES "));
@@ -93,11 +93,50 @@ impl Store {
         }
         sql.push(" ORDER BY id DESC LIMIT ")
             .bind(i64::from(limit) + 1);
-        let rows = sql.query().fetch_all(&self.read).await?;
+        let rows = sql.query().fetch_all(&self.audit_read).await?;
         let events = rows
             .iter()
             .map(event_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(paginate(events, limit, |e| e.id.clone()))
+    }
+}
+
+impl Store {
+    /// Moves the events of a SQLite database from before the audit file
+    /// (migration 0005 kept them in the main file) into the audit file, then
+    /// drops the old table. Each step is one statement on one file; a crash
+    /// between them copies again on the next start (duplicates are skipped).
+    pub(crate) async fn move_sqlite_audit_trail(
+        &self,
+        audit_path: &std::path::Path,
+    ) -> Result<(), StoreError> {
+        let old_table: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'",
+        )
+        .fetch_one(&self.write)
+        .await?;
+        if old_table == 0 {
+            return Ok(());
+        }
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("ATTACH DATABASE $1 AS audit_file")
+            .bind(audit_path.display().to_string())
+            .execute(&mut *conn)
+            .await?;
+        let copied = sqlx::query(&format!(
+            "INSERT OR IGNORE INTO audit_file.audit_events ({COLUMNS}) \
+             SELECT {COLUMNS} FROM main.audit_events"
+        ))
+        .execute(&mut *conn)
+        .await;
+        sqlx::query("DETACH DATABASE audit_file")
+            .execute(&mut *conn)
+            .await?;
+        copied?;
+        sqlx::query("DROP TABLE main.audit_events")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }

@@ -20,6 +20,75 @@ on_both_backends!(
     sigterm_lets_in_flight_requests_finish,
 );
 
+/// Databases from before the audit file kept the trail in the main SQLite
+/// file (migration 0005); the store moves it on start, once, losing nothing
+/// and copying nothing twice, even after a crash between copy and drop.
+#[tokio::test]
+async fn a_trail_in_the_main_sqlite_file_moves_to_the_audit_file() {
+    let mut server = TestServer::start(Backend::Sqlite).await;
+    let org = server.create_org("A");
+    let api = server.api(&org.api_key);
+    let study = api
+        .create_study(json!({"studyInstanceUid": unique_uid(), "studyDescription": "CT HEAD", "severity": "normal"}))
+        .await;
+    let before = audit_events(&api, "").await;
+    server.terminate();
+
+    // The old layout: the table in the main file, holding every event (as a
+    // crash after the copy would leave it) and one the audit file lacks.
+    let main_url = format!("sqlite://{}", server.sqlite_path().display());
+    let mut main = sqlx::SqliteConnection::connect(&main_url).await.unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../lightbox-store/migrations/sqlite/0005_audit.sql"
+    ))
+    .execute(&mut main)
+    .await
+    .unwrap();
+    sqlx::query("ATTACH DATABASE $1 AS audit_file")
+        .bind(server.sqlite_audit_path().display().to_string())
+        .execute(&mut main)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO main.audit_events SELECT * FROM audit_file.audit_events")
+        .execute(&mut main)
+        .await
+        .unwrap();
+    let only_in_main = "aud_00000000000000000000000000000001";
+    sqlx::query(
+        "INSERT INTO main.audit_events SELECT org_id, $1, occurred_at, actor_type, actor_id, \
+         'study.read', resource_type, resource_id, outcome, status, client_ip, request_id \
+         FROM audit_file.audit_events WHERE action = 'study.create'",
+    )
+    .bind(only_in_main)
+    .execute(&mut main)
+    .await
+    .unwrap();
+    main.close().await.unwrap();
+
+    server.restart();
+    let after = audit_events(&api, "").await;
+    let ids: Vec<&str> = after.iter().map(|e| e["eventId"].as_str().unwrap()).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "an event was copied twice: {ids:?}");
+    assert!(ids.contains(&only_in_main), "{ids:?}");
+    for event in &before {
+        assert!(ids.contains(&event["eventId"].as_str().unwrap()), "{event} lost");
+    }
+    let moved = after.iter().find(|e| e["eventId"] == only_in_main).unwrap();
+    assert_eq!(moved["resourceId"], study["studyId"]);
+    // Gone from the main file.
+    let mut main = sqlx::SqliteConnection::connect(&main_url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'audit_events'",
+    )
+    .fetch_one(&mut main)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
+}
+
 async fn audit_events(api: &Api, query: &str) -> Vec<Value> {
     let r = api
         .get(&format!("/v1/audit/events?limit=100&{query}"))
@@ -49,7 +118,7 @@ fn owned(triples: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
 async fn direct_sql_error(server: &TestServer, sql: &str) -> String {
     let result = match server.backend {
         Backend::Sqlite => {
-            let url = format!("sqlite://{}", server.sqlite_path().display());
+            let url = format!("sqlite://{}", server.sqlite_audit_path().display());
             let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
             sqlx::query(sql).execute(&mut conn).await.map(drop)
         }
@@ -493,13 +562,15 @@ async fn acknowledged_writes_survive_a_crash(backend: Backend) {
         );
     }
     if backend == Backend::Sqlite {
-        let url = format!("sqlite://{}", server.sqlite_path().display());
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        let check: (String,) = sqlx::query_as("PRAGMA integrity_check")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(check.0, "ok");
+        for db in [server.sqlite_path(), server.sqlite_audit_path()] {
+            let url = format!("sqlite://{}", db.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let check: (String,) = sqlx::query_as("PRAGMA integrity_check")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(check.0, "ok", "{}", db.display());
+        }
     }
 }
 

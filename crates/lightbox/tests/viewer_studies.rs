@@ -739,10 +739,14 @@ async fn credentials_are_checked_and_never_stored_in_clear(backend: Backend) {
         .collect();
     let stored = match backend {
         Backend::Sqlite => {
-            let mut bytes = std::fs::read(server.sqlite_path()).unwrap();
-            bytes.extend(
-                std::fs::read(server.sqlite_path().with_extension("db-wal")).unwrap_or_default(),
-            );
+            // Both files (data and audit trail), with their write-ahead logs.
+            let mut bytes = Vec::new();
+            for db in [server.sqlite_path(), server.sqlite_audit_path()] {
+                bytes.extend(std::fs::read(&db).unwrap());
+                let mut wal = db.into_os_string();
+                wal.push("-wal");
+                bytes.extend(std::fs::read(wal).unwrap_or_default());
+            }
             String::from_utf8_lossy(&bytes).into_owned()
         }
         Backend::Postgres => {

@@ -200,6 +200,11 @@ impl TestServer {
         self.data_dir.path().join("lightbox.db")
     }
 
+    /// The SQLite file holding the audit trail.
+    pub fn sqlite_audit_path(&self) -> PathBuf {
+        self.data_dir.path().join("lightbox.audit.db")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
     }
