@@ -11,17 +11,24 @@ use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-const STUDY_SELECT: &str = "SELECT s.id, s.study_instance_uid, s.description, s.severity, s.viewer_status, \
+/// A study's columns with its assignee, creating user and API key; followed
+/// by what to read studies from (aliased `s`) and then [`STUDY_JOINS`].
+const STUDY_COLUMNS: &str = "SELECT s.id, s.study_instance_uid, s.description, s.severity, s.viewer_status, \
      s.is_cancelled, s.cancelled_at, s.express_customer_id, s.metadata, s.created_at, s.updated_at, \
      a.id AS a_id, a.email AS a_email, a.first_name AS a_first_name, a.last_name AS a_last_name, \
      a.middle_name AS a_middle_name, a.suffix1 AS a_suffix1, a.suffix2 AS a_suffix2, \
      c.id AS c_id, c.email AS c_email, c.first_name AS c_first_name, c.last_name AS c_last_name, \
      c.middle_name AS c_middle_name, c.suffix1 AS c_suffix1, c.suffix2 AS c_suffix2, \
      k.id AS k_id, k.description AS k_description \
-     FROM studies s \
-     LEFT JOIN users a ON a.org_id = s.org_id AND a.id = s.assigned_to \
+     FROM ";
+
+const STUDY_JOINS: &str = " LEFT JOIN users a ON a.org_id = s.org_id AND a.id = s.assigned_to \
      LEFT JOIN users c ON c.org_id = s.org_id AND c.id = s.created_by_user_id \
      LEFT JOIN api_keys k ON k.id = s.created_by_api_key_id";
+
+fn study_select(condition: &str) -> String {
+    format!("{STUDY_COLUMNS}studies s{STUDY_JOINS} WHERE {condition}")
+}
 
 fn study_from_row(row: &AnyRow) -> Result<Study, StoreError> {
     let corrupt = |e: Error| StoreError::Corrupt(e.to_string());
@@ -120,7 +127,7 @@ impl Store {
     }
 
     pub async fn study(&self, org_id: OrgId, id: &StudyId) -> Result<Option<Study>, StoreError> {
-        let row = sqlx::query(&format!("{STUDY_SELECT} WHERE s.org_id = $1 AND s.id = $2"))
+        let row = sqlx::query(&study_select("s.org_id = $1 AND s.id = $2"))
             .bind(org_id.to_string())
             .bind(id.as_str())
             .fetch_optional(&self.read)
@@ -133,13 +140,11 @@ impl Store {
         org_id: OrgId,
         uid: &str,
     ) -> Result<Option<Study>, StoreError> {
-        let row = sqlx::query(&format!(
-            "{STUDY_SELECT} WHERE s.org_id = $1 AND s.study_instance_uid = $2"
-        ))
-        .bind(org_id.to_string())
-        .bind(uid)
-        .fetch_optional(&self.read)
-        .await?;
+        let row = sqlx::query(&study_select("s.org_id = $1 AND s.study_instance_uid = $2"))
+            .bind(org_id.to_string())
+            .bind(uid)
+            .fetch_optional(&self.read)
+            .await?;
         row.as_ref().map(study_from_row).transpose()
     }
 
@@ -306,8 +311,12 @@ impl Store {
         limit: u32,
         after: Option<&StudyId>,
     ) -> Result<Sql, StoreError> {
-        let mut sql = Sql::new(STUDY_SELECT);
-        sql.push(" WHERE s.org_id = ").bind(org_id.to_string());
+        // The page is chosen from `studies` alone (as `st`), and only its rows are
+        // joined to their users and key: joined first, every match of a
+        // filter was (PostgreSQL: 958 rows for a rare needle, 6 of its 8 ms).
+        let mut sql = Sql::new(STUDY_COLUMNS);
+        sql.push("(SELECT * FROM studies st WHERE st.org_id = ")
+            .bind(org_id.to_string());
         let column_filters = filter.assigned_to.is_some()
             || filter.express_customer_id.is_some()
             || filter.is_cancelled.is_some()
@@ -320,14 +329,14 @@ impl Store {
             // of thousands of reads for a rare combination. The filter indexes
             // (0004) carry the small filter columns, so the page's ids come from
             // one index alone and only a page of rows is read.
-            sql.push(" AND s.id IN (SELECT id FROM studies WHERE org_id = ")
+            sql.push(" AND st.id IN (SELECT id FROM studies WHERE org_id = ")
                 .bind(org_id.to_string());
             push_column_filters(&mut sql, "", filter, after);
             sql.push(" ORDER BY id DESC LIMIT ")
                 .bind(i64::from(limit) + 1)
                 .push(")");
         } else {
-            push_column_filters(&mut sql, "s.", filter, after);
+            push_column_filters(&mut sql, "st.", filter, after);
         }
         if let Some(needle) = &filter.description_contains {
             let needle = needle.to_lowercase();
@@ -335,23 +344,31 @@ impl Store {
             // the keyset walk from the LIKE alone; SQLite needs to be told.
             if self.sqlite_description_index_pays(&needle).await? {
                 sql.push(
-                    " AND s.id IN (SELECT sk.study_id FROM studies_search f \
+                    " AND st.id IN (SELECT sk.study_id FROM studies_search f \
                      JOIN studies_search_keys sk ON sk.search_id = f.rowid \
                      WHERE f.description_search MATCH ",
                 )
                 .bind(fts5_phrase(&needle))
                 .push(" AND sk.org_id = ")
-                .bind(org_id.to_string())
-                .push(")");
+                .bind(org_id.to_string());
+                // Also here, or every match newer than the cursor is looked
+                // up only to be passed over.
+                if let Some(after) = after {
+                    sql.push(" AND sk.study_id < ").bind(after.as_str());
+                }
+                sql.push(")");
             }
             // Also the exact check behind the index: FTS5 folds case its own way.
-            sql.push(" AND s.description_search LIKE ")
+            sql.push(" AND st.description_search LIKE ")
                 .bind(format!("%{}%", like_escape(&needle)))
                 .push(" ESCAPE '\\'");
         }
         // One extra row tells whether another page follows (see `paginate`).
-        sql.push(" ORDER BY s.id DESC LIMIT ")
-            .bind(i64::from(limit) + 1);
+        sql.push(" ORDER BY st.id DESC LIMIT ")
+            .bind(i64::from(limit) + 1)
+            .push(") s")
+            .push(STUDY_JOINS)
+            .push(" ORDER BY s.id DESC");
         Ok(sql)
     }
 

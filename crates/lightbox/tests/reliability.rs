@@ -67,25 +67,34 @@ async fn a_trail_in_the_main_sqlite_file_moves_to_the_audit_file() {
 
     server.restart();
     let after = audit_events(&api, "").await;
-    let ids: Vec<&str> = after.iter().map(|e| e["eventId"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = after
+        .iter()
+        .map(|e| e["eventId"].as_str().unwrap())
+        .collect();
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), ids.len(), "an event was copied twice: {ids:?}");
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "an event was copied twice: {ids:?}"
+    );
     assert!(ids.contains(&only_in_main), "{ids:?}");
     for event in &before {
-        assert!(ids.contains(&event["eventId"].as_str().unwrap()), "{event} lost");
+        assert!(
+            ids.contains(&event["eventId"].as_str().unwrap()),
+            "{event} lost"
+        );
     }
     let moved = after.iter().find(|e| e["eventId"] == only_in_main).unwrap();
     assert_eq!(moved["resourceId"], study["studyId"]);
     // Gone from the main file.
     let mut main = sqlx::SqliteConnection::connect(&main_url).await.unwrap();
-    let tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE name = 'audit_events'",
-    )
-    .fetch_one(&mut main)
-    .await
-    .unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'audit_events'")
+            .fetch_one(&mut main)
+            .await
+            .unwrap();
     assert_eq!(tables, 0);
 }
 
