@@ -261,15 +261,34 @@ impl<'a> From<&'a Invitation> for InvitationJson<'a> {
     }
 }
 
-/// One page of a listing: `{"<items key>": [...], "cursor": ..., "hasMore": ...}`.
-pub fn page_json<T: Serialize>(
-    items_key: &str,
+/// One page of a listing: `{"<items key>": [...], "hasMore": ..., "cursor": ...}`,
+/// written straight to the response (not built as a `Value` first: a page of
+/// 100 studies is most of a listing's serialisation time).
+pub struct PageJson<T> {
+    items_key: &'static str,
     items: Vec<T>,
     cursor: Option<String>,
-) -> serde_json::Value {
-    serde_json::json!({
-        items_key: items,
-        "hasMore": cursor.is_some(),
-        "cursor": cursor,
-    })
+}
+
+pub fn page_json<T: Serialize>(
+    items_key: &'static str,
+    items: Vec<T>,
+    cursor: Option<String>,
+) -> PageJson<T> {
+    PageJson {
+        items_key,
+        items,
+        cursor,
+    }
+}
+
+impl<T: Serialize> Serialize for PageJson<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry(self.items_key, &self.items)?;
+        map.serialize_entry("hasMore", &self.cursor.is_some())?;
+        map.serialize_entry("cursor", &self.cursor)?;
+        map.end()
+    }
 }
