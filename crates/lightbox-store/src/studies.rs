@@ -10,6 +10,7 @@ use lightbox_domain::study::{
 use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use std::time::Instant;
 
 /// A study's columns with its assignee, creating user and API key; followed
 /// by what to read studies from (aliased `s`) and then [`STUDY_JOINS`].
@@ -381,6 +382,9 @@ impl Store {
         if self.dialect != Dialect::Sqlite || needle.chars().count() < 3 {
             return Ok(false);
         }
+        if let Some(pays) = self.needle_plans.get(needle) {
+            return Ok(pays);
+        }
         let matches: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM (SELECT 1 FROM studies_search \
              WHERE description_search MATCH $1 LIMIT $2)",
@@ -389,7 +393,40 @@ impl Store {
         .bind(SQLITE_INDEX_MATCH_CAP)
         .fetch_one(&self.read)
         .await?;
-        Ok(matches < SQLITE_INDEX_MATCH_CAP)
+        let pays = matches < SQLITE_INDEX_MATCH_CAP;
+        self.needle_plans.put(needle, pays);
+        Ok(pays)
+    }
+}
+
+/// Recent answers of `sqlite_description_index_pays`, so paging through a
+/// search or repeating it does not count its matches again (~15 % of a rare
+/// needle's time). Only the choice of plan depends on them: a stale answer
+/// costs time, never a wrong result.
+#[derive(Default)]
+pub(crate) struct NeedlePlans(std::sync::Mutex<std::collections::HashMap<String, (bool, Instant)>>);
+
+const NEEDLE_PLAN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const NEEDLE_PLANS_MAX: usize = 4096;
+
+impl NeedlePlans {
+    fn get(&self, needle: &str) -> Option<bool> {
+        let plans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        plans
+            .get(needle)
+            .filter(|(_, at)| at.elapsed() < NEEDLE_PLAN_TTL)
+            .map(|(pays, _)| *pays)
+    }
+
+    fn put(&self, needle: &str, pays: bool) {
+        let mut plans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if plans.len() >= NEEDLE_PLANS_MAX {
+            plans.retain(|_, (_, at)| at.elapsed() < NEEDLE_PLAN_TTL);
+            if plans.len() >= NEEDLE_PLANS_MAX {
+                plans.clear();
+            }
+        }
+        plans.insert(needle.to_owned(), (pays, Instant::now()));
     }
 }
 
@@ -444,4 +481,24 @@ const SQLITE_INDEX_MATCH_CAP: i64 = 3_000;
 /// trigrams, i.e. a substring match.
 fn fts5_phrase(needle: &str) -> String {
     format!("\"{}\"", needle.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needle_plans_remember_answers_within_a_bound() {
+        let plans = NeedlePlans::default();
+        assert_eq!(plans.get("knee"), None);
+        plans.put("knee", false);
+        plans.put("arthrogram", true);
+        assert_eq!(plans.get("knee"), Some(false));
+        assert_eq!(plans.get("arthrogram"), Some(true));
+        for n in 0..NEEDLE_PLANS_MAX + 10 {
+            plans.put(&format!("needle {n}"), true);
+        }
+        let held = plans.0.lock().unwrap().len();
+        assert!(held <= NEEDLE_PLANS_MAX, "{held} answers held");
+    }
 }
