@@ -735,7 +735,7 @@ async fn credentials_are_checked_and_never_stored_in_clear(backend: Backend) {
     ];
     let secret_parts: Vec<String> = secrets
         .iter()
-        .map(|s| s.rsplit('_').next().unwrap().to_owned())
+        .map(|s| support::secret_part(s).to_owned())
         .collect();
     let stored = match backend {
         Backend::Sqlite => {

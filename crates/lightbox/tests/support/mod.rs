@@ -408,6 +408,16 @@ impl Api {
     }
 }
 
+/// The secret of a credential as issued (`lbk_<32 hex key id>_<secret>` or
+/// `lbs_<secret>`). Not split at the last `_`: base64url secrets contain `_`
+/// too, and the tail after one can be a couple of characters that any log has.
+pub fn secret_part(credential: &str) -> &str {
+    match credential.strip_prefix("lbk_") {
+        Some(rest) => &rest[33..],
+        None => credential.strip_prefix("lbs_").unwrap_or(credential),
+    }
+}
+
 /// A DICOM UID no other test uses.
 pub fn unique_uid() -> String {
     format!("2.25.{}", uuid::Uuid::new_v4().as_u128() >> 8)
