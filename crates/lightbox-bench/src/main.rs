@@ -71,6 +71,11 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The SQLite database file in the data directory (as `lightbox serve --data-dir` names it).
+    fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("lightbox.db")
+    }
+
     fn wants(&self, scenario: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| scenario.contains(o.as_str()))
     }
@@ -100,7 +105,7 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<Setup> {
     let (database_url, backend) = match &args.database_url {
         Some(url) => (url.clone(), "postgresql"),
         None => (
-            format!("sqlite://{}", args.data_dir.join("lightbox.db").display()),
+            format!("sqlite://{}", args.sqlite_path().display()),
             "sqlite",
         ),
     };
@@ -118,13 +123,9 @@ pub async fn prepare(args: &RunArgs) -> anyhow::Result<Setup> {
     }
     let options = lightbox_store::StoreOptions::default();
     let opened = Instant::now();
-    let store = lightbox_store::Store::open(
-        Some(&database_url),
-        &args.data_dir.join("lightbox.db"),
-        &options,
-    )
-    .await
-    .context("open the store")?;
+    let store = lightbox_store::Store::open(Some(&database_url), &args.sqlite_path(), &options)
+        .await
+        .context("open the store")?;
     eprintln!(
         "store opened (migrations checked) in {:.0?}",
         opened.elapsed()
@@ -181,7 +182,7 @@ async fn warm(setup: &Setup, args: &RunArgs) -> anyhow::Result<()> {
         .await?;
         return Ok(());
     }
-    let db = args.data_dir.join("lightbox.db");
+    let db = args.sqlite_path();
     for path in [lightbox_store::Store::sqlite_audit_path(&db), db] {
         let mut file = std::fs::File::open(&path)?;
         std::io::copy(&mut file, &mut std::io::sink())?;

@@ -411,7 +411,6 @@ impl FileWriter {
     async fn finish(&mut self) -> Result<(), BlobError> {
         self.complete
             .store(true, std::sync::atomic::Ordering::Release);
-        self.queue = None;
         self.join().await
     }
 

@@ -111,12 +111,7 @@ impl Store {
         &self,
         audit_path: &std::path::Path,
     ) -> Result<(), StoreError> {
-        let old_table: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'",
-        )
-        .fetch_one(&self.write)
-        .await?;
-        if old_table == 0 {
+        if !self.sqlite_has_table("audit_events").await? {
             return Ok(());
         }
         let mut conn = self.write.acquire().await?;

@@ -135,12 +135,7 @@ impl Store {
     /// organization. Such an index is analyzed on its own (about a second per
     /// million rows, once).
     async fn analyze_new_sqlite_indexes(&self) -> Result<(), StoreError> {
-        let has_statistics: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'",
-        )
-        .fetch_one(&self.write)
-        .await?;
-        if has_statistics == 0 {
+        if !self.sqlite_has_table("sqlite_stat1").await? {
             return Ok(());
         }
         let indexes: Vec<String> = sqlx::query_scalar(
@@ -156,6 +151,17 @@ impl Store {
             self.write.execute(analyze.as_str()).await?;
         }
         Ok(())
+    }
+
+    /// Whether the main SQLite file has a table called `name`.
+    async fn sqlite_has_table(&self, name: &str) -> Result<bool, StoreError> {
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+        )
+        .bind(name)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(tables > 0)
     }
 
     /// The SQLite file that holds the audit trail of the database at `path`

@@ -12,16 +12,21 @@ async fn analyzed(conn: &mut SqliteConnection, index: &str) -> i64 {
         .unwrap()
 }
 
+/// Opens the store on `path` (migrating it) and closes it again, as a start would.
+async fn start(path: &std::path::Path) {
+    Store::open_sqlite(path, &StoreOptions::default())
+        .await
+        .unwrap()
+        .close()
+        .await;
+}
+
 #[tokio::test]
 async fn a_new_index_of_an_analyzed_table_is_analyzed_on_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lightbox.db");
     let url = format!("sqlite://{}", path.display());
-    Store::open_sqlite(&path, &StoreOptions::default())
-        .await
-        .unwrap()
-        .close()
-        .await;
+    start(&path).await;
 
     // An operator analyzed the database; then an upgrade adds an index,
     // which has no statistics of its own.
@@ -41,11 +46,7 @@ async fn a_new_index_of_an_analyzed_table_is_analyzed_on_start() {
     assert_eq!(analyzed(&mut conn, "studies_by_test").await, 0);
     conn.close().await.unwrap();
 
-    Store::open_sqlite(&path, &StoreOptions::default())
-        .await
-        .unwrap()
-        .close()
-        .await;
+    start(&path).await;
     let mut conn = SqliteConnection::connect(&url).await.unwrap();
     for index in ["studies_by_test", "studies_by_assignee_severity"] {
         assert_eq!(analyzed(&mut conn, index).await, 1, "{index}");

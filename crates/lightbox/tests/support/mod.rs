@@ -202,7 +202,7 @@ impl TestServer {
 
     /// The SQLite file holding the audit trail.
     pub fn sqlite_audit_path(&self) -> PathBuf {
-        self.data_dir.path().join("lightbox.audit.db")
+        lightbox_store::Store::sqlite_audit_path(&self.sqlite_path())
     }
 
     pub fn log(&self) -> String {
