@@ -66,6 +66,8 @@ fn combinations(setup: &Setup) -> Vec<(String, StudyFilter)> {
 /// page from `studies` in a subquery and joins only those rows to their users
 /// and key (and sorts those again): SQLite runs the subquery (`st`) as a
 /// co-routine read by `SCAN s`; PostgreSQL puts it under a nested `Limit`.
+/// A SQLite search through the trigram index is one join led by the index
+/// (`SCAN f VIRTUAL TABLE`), read until the page is full: judged whole.
 fn page_choice(backend: &str, plan: &[String]) -> Vec<String> {
     if backend == "sqlite" {
         return plan
@@ -95,7 +97,8 @@ fn page_choice(backend: &str, plan: &[String]) -> Vec<String> {
 }
 
 /// Judges one plan: does it walk an organization-first index in id order
-/// (no sort), or fetch through the trigram index (sorting only the matches)?
+/// (no sort), or fetch through the trigram index (SQLite: in key order;
+/// PostgreSQL: sorting only the matches)?
 fn judge(backend: &str, plan: &[String]) -> (&'static str, bool) {
     let text = page_choice(backend, plan).join(" | ");
     if backend == "sqlite" {
@@ -104,7 +107,8 @@ fn judge(backend: &str, plan: &[String]) -> (&'static str, bool) {
         let scan = text.contains("SCAN st") && !text.contains("SCAN st USING");
         let org_index = text.contains("SEARCH st USING") && text.contains("org_id=?");
         if trigram {
-            ("trigram index, matches sorted", org_index || !scan)
+            // In key order, which the store reads newest first and stops.
+            ("trigram index, newest first", !sorts && !scan)
         } else if text.contains("COVERING INDEX studies_by_") && !scan {
             ("covering org-first filter index, keyset order", true)
         } else if org_index && !sorts {

@@ -11,6 +11,12 @@ mod orthanc;
 mod seed;
 mod server;
 
+/// The server's allocator (see `lightbox`), so the in-process floor is
+/// measured the same way.
+#[cfg(not(windows))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::Context;
 use base64::Engine;
 use clap::{Args, Parser, Subcommand};

@@ -40,10 +40,12 @@ impl From<Option<String>> for Value {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sql {
     text: String,
     values: Vec<Value>,
+    /// Whether the connection keeps the statement prepared (see [`Sql::plan_each_time`]).
+    persistent: bool,
 }
 
 impl Sql {
@@ -51,7 +53,17 @@ impl Sql {
         Sql {
             text: text.to_owned(),
             values: Vec::new(),
+            persistent: true,
         }
+    }
+
+    /// Runs the query as an unnamed statement, planned for its values on every
+    /// call. A prepared statement's plan may become PostgreSQL's generic plan,
+    /// one for all values, which is wrong for queries whose best plan depends
+    /// on a value (how common a search needle is).
+    pub fn plan_each_time(&mut self) -> &mut Self {
+        self.persistent = false;
+        self
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {
@@ -75,6 +87,7 @@ impl Sql {
         }
         self.text.push_str(rest);
         self.values.extend(other.values.iter().cloned());
+        self.persistent &= other.persistent;
         self
     }
 
@@ -87,7 +100,7 @@ impl Sql {
     }
 
     pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
-        let mut query = sqlx::query(&self.text);
+        let mut query = sqlx::query(&self.text).persistent(self.persistent);
         for value in &self.values {
             query = match value {
                 Value::Text(s) => query.bind(s.as_str()),
