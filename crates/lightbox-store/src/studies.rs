@@ -341,11 +341,14 @@ impl Store {
         limit: u32,
         after: Option<&StudyId>,
     ) -> Result<ListQuery, StoreError> {
-        if let Some(needle) = &filter.description_contains {
-            let needle = needle.to_lowercase();
-            if self.sqlite_description_index_pays(&needle).await? {
+        let needle = filter
+            .description_contains
+            .as_deref()
+            .map(str::to_lowercase);
+        if let Some(needle) = &needle {
+            if self.sqlite_description_index_pays(needle).await? {
                 return Ok(ListQuery::MatchesNewestFirst(sqlite_matches_sql(
-                    org_id, filter, &needle, after,
+                    org_id, filter, needle, after,
                 )));
             }
         }
@@ -365,7 +368,7 @@ impl Store {
             || filter.is_cancelled.is_some()
             || filter.severity.is_some()
             || filter.viewer_status.is_some();
-        if column_filters && filter.description_contains.is_none() {
+        if column_filters && needle.is_none() {
             // A scan of one filter's index reads the row of every entry it
             // visits (SQLite, for a WITHOUT ROWID table) or fetches it from the
             // heap (PostgreSQL), even when a second filter then rejects it: tens
@@ -381,8 +384,7 @@ impl Store {
         } else {
             push_column_filters(&mut sql, "st.", filter, after);
         }
-        if let Some(needle) = &filter.description_contains {
-            let needle = needle.to_lowercase();
+        if let Some(needle) = &needle {
             // PostgreSQL's planner picks between the trigram GIN index (0004) and
             // the keyset walk from the LIKE alone, for each needle anew (a plan
             // kept for all needles suits either the rare or the common ones).
@@ -390,9 +392,7 @@ impl Store {
             if self.dialect == Dialect::Postgres {
                 sql.plan_each_time();
             }
-            sql.push(" AND st.description_search LIKE ")
-                .bind(format!("%{}%", like_escape(&needle)))
-                .push(" ESCAPE '\\'");
+            push_description_contains(&mut sql, "st.", needle);
         }
         sql.push(" ORDER BY st.id DESC LIMIT ")
             .push(&page_rows)
@@ -537,10 +537,17 @@ fn sqlite_matches_sql(
         }
     }
     push_column_filters(&mut sql, "s.", filter, after);
-    sql.push(" AND s.description_search LIKE ")
-        .bind(format!("%{}%", like_escape(needle)))
-        .push(" ESCAPE '\\' ORDER BY f.rowid DESC");
+    push_description_contains(&mut sql, "s.", needle);
+    sql.push(" ORDER BY f.rowid DESC");
     sql
+}
+
+/// The WHERE term for "lowercased description contains `needle`" (lowercased),
+/// on the columns named with `prefix`.
+fn push_description_contains(sql: &mut Sql, prefix: &str, needle: &str) {
+    sql.push(&format!(" AND {prefix}description_search LIKE "))
+        .bind(format!("%{}%", like_escape(needle)))
+        .push(" ESCAPE '\\'");
 }
 
 /// Bits of a SQLite search key (0007) below the id prefix.

@@ -7,9 +7,10 @@
 -- millisecond; the store reads on past the page while the millisecond lasts
 -- and sorts that (see `Store::newest_matches`).
 
+-- Only the insert trigger changes: 0004's update and delete triggers find a
+-- study's key by (org_id, study_id) and name the tables, which are remade
+-- under the same names.
 DROP TRIGGER studies_search_insert;
-DROP TRIGGER studies_search_update;
-DROP TRIGGER studies_search_delete;
 DROP TABLE studies_search;
 DROP TABLE studies_search_keys;
 
@@ -60,15 +61,4 @@ CREATE TRIGGER studies_search_insert AFTER INSERT ON studies BEGIN
     INSERT INTO studies_search (rowid, description_search) VALUES (
         (SELECT search_id FROM studies_search_keys WHERE org_id = new.org_id AND study_id = new.id),
         new.description_search);
-END;
-
-CREATE TRIGGER studies_search_update AFTER UPDATE OF description_search ON studies BEGIN
-    UPDATE studies_search SET description_search = new.description_search
-    WHERE rowid = (SELECT search_id FROM studies_search_keys WHERE org_id = new.org_id AND study_id = new.id);
-END;
-
-CREATE TRIGGER studies_search_delete AFTER DELETE ON studies BEGIN
-    DELETE FROM studies_search
-    WHERE rowid = (SELECT search_id FROM studies_search_keys WHERE org_id = old.org_id AND study_id = old.id);
-    DELETE FROM studies_search_keys WHERE org_id = old.org_id AND study_id = old.id;
 END;
