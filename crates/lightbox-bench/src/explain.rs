@@ -1,5 +1,6 @@
 //! Query plans for every filter combination, and the store's own query time.
 
+use crate::cpu::Meter;
 use crate::data::{customer_id, COMMON_NEEDLE, RARE_NEEDLE, SHORT_NEEDLE};
 use crate::load::Stats;
 use crate::Setup;
@@ -176,7 +177,12 @@ pub async fn check(setup: &Setup) -> anyhow::Result<Value> {
 
 /// The same list queries through `Store::list_studies` in this process, one at
 /// a time: SQL plus row mapping, without HTTP, auth, audit or JSON.
-pub async fn store_timings(setup: &Setup, duration: Duration) -> anyhow::Result<Vec<Stats>> {
+/// `meter` counts this process (the store runs in it) and PostgreSQL.
+pub async fn store_timings(
+    setup: &Setup,
+    meter: &Meter,
+    duration: Duration,
+) -> anyhow::Result<Vec<Stats>> {
     let org = org(setup)?;
     let user = UserId::from_trusted(setup.seeded.users[1].clone());
     let cases: Vec<(&str, StudyFilter)> = vec![
@@ -213,6 +219,7 @@ pub async fn store_timings(setup: &Setup, duration: Duration) -> anyhow::Result<
     let mut out = Vec::new();
     for (name, filter) in cases {
         let mut stats = Stats::empty(name);
+        let before = meter.sample();
         let started = Instant::now();
         let per_case = duration.min(Duration::from_secs(2));
         while started.elapsed() < per_case {
@@ -222,6 +229,9 @@ pub async fn store_timings(setup: &Setup, duration: Duration) -> anyhow::Result<
             stats.requests += 1;
         }
         stats.elapsed = started.elapsed();
+        if let (Some(before), Some(after)) = (before, meter.sample()) {
+            stats.cpu = Some(meter.usage(before, after, stats.requests));
+        }
         out.push(stats);
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! Concurrent HTTP clients with latency histograms, client-side and (from the
 //! `Server-Timing` header) server-side.
 
+use crate::cpu::{Meter, Usage};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -18,6 +19,8 @@ pub struct Stats {
     pub elapsed: Duration,
     pub concurrency: usize,
     pub first_error: Option<String>,
+    /// CPU time per request and steal while the scenario ran.
+    pub cpu: Option<Usage>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -40,6 +43,7 @@ impl Stats {
             elapsed: Duration::ZERO,
             concurrency: 1,
             first_error: None,
+            cpu: None,
         }
     }
     pub fn record_client(&mut self, d: Duration) {
@@ -70,6 +74,7 @@ impl Stats {
                 "max_ms": ms(self.client.max()),
             },
             "server": server,
+            "cpu": self.cpu.as_ref().map(Usage::json),
         })
     }
     pub fn row(&self) -> String {
@@ -83,14 +88,15 @@ impl Stats {
             )
         };
         format!(
-            "| {} | {} | {:.2} | {:.2} | {} | {:.0} | {} |",
+            "| {} | {} | {:.2} | {:.2} | {} | {:.0} | {} | {} |",
             self.name,
             server,
             ms(self.client.value_at_quantile(0.5)),
             ms(self.client.value_at_quantile(0.99)),
             self.requests,
             self.throughput(),
-            self.errors
+            self.errors,
+            Usage::cells(self.cpu.as_ref())
         )
     }
 }
@@ -98,10 +104,15 @@ impl Stats {
 /// What one request reports: the server's own time, if it said.
 pub type Outcome = anyhow::Result<Option<Duration>>;
 
+/// The columns of [`Stats::row`].
+pub const TABLE_HEADER: &str = "| scenario | server p50 ms | server p99 ms | client p50 ms | client p99 ms | requests | req/s | errors | server CPU ms/req | PostgreSQL CPU ms/req | steal % |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+
 /// Runs `request(n)` from `concurrency` tasks for `duration` (or until
-/// `max_requests`), after a short warm-up that is not recorded.
+/// `max_requests`), after a short warm-up that is not recorded; the CPU time
+/// `meter` names is counted over the recorded part.
 pub async fn drive<F, Fut>(
     name: &str,
+    meter: &Meter,
     concurrency: usize,
     duration: Duration,
     max_requests: Option<u64>,
@@ -127,6 +138,7 @@ where
         ProgressStyle::with_template("{msg:>24} [{bar:40}] {elapsed}").expect("valid template"),
     );
     bar.set_message(name.to_owned());
+    let before = meter.sample();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -176,6 +188,9 @@ where
         }
     }
     total.elapsed = started.elapsed();
+    if let (Some(before), Some(after)) = (before, meter.sample()) {
+        total.cpu = Some(meter.usage(before, after, total.requests));
+    }
     bar.finish_and_clear();
     total
 }

@@ -4,6 +4,7 @@
 //! memory, and the store's query time in-process) and, with `orthanc`,
 //! Orthanc loaded with the same studies. Speed is reported, never asserted.
 
+mod cpu;
 mod data;
 mod explain;
 mod load;
@@ -197,6 +198,18 @@ async fn warm(setup: &Setup, args: &RunArgs) -> anyhow::Result<()> {
 }
 
 /// Creates the database named in `url` when missing (PostgreSQL).
+/// Whether `url` names a PostgreSQL on this machine (its processes can be metered).
+fn is_local_postgres(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .map(|authority| authority.rsplit('@').next().unwrap_or(authority))
+        .map(|host_port| host_port.rsplit_once(':').map_or(host_port, |(h, _)| h))
+        .unwrap_or("");
+    matches!(host, "" | "localhost" | "127.0.0.1" | "[::1]")
+}
+
 async fn ensure_pg_database(url: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
     let (base, name) = url
@@ -353,6 +366,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     }
     let server = server.expect("started");
     eprintln!("startup (ms): {startups:?}");
+    // CPU per request: the server's, and PostgreSQL's when it runs on this machine.
+    let meter = cpu::Meter {
+        server_pid: server.pid(),
+        postgres: args.database_url.as_deref().is_some_and(is_local_postgres),
+    };
     report["startup_ms"] = json!(startups);
 
     let ctx = Arc::new(Ctx {
@@ -376,7 +394,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
             continue;
         }
         let (ctx, seeded, cursors) = (ctx.clone(), seeded_arc.clone(), cursors.clone());
-        let stats = drive(name, args.concurrency, duration, None, move |n| {
+        let stats = drive(name, &meter, args.concurrency, duration, None, move |n| {
             let (ctx, seeded, cursors) = (ctx.clone(), seeded.clone(), cursors.clone());
             async move {
                 let url = fill(template, &seeded, &cursors, n);
@@ -394,6 +412,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         let (ctx, total) = (ctx.clone(), seeded.studies);
         let stats = drive(
             "by-uid lookup",
+            &meter,
             args.concurrency,
             duration,
             None,
@@ -418,7 +437,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         let ctx = ctx.clone();
         let stamp = std::process::id();
         let users = seeded_arc.clone();
-        let stats = drive("create study", args.concurrency, duration, None, move |n| {
+        let stats = drive("create study", &meter, args.concurrency, duration, None, move |n| {
             let (ctx, users) = (ctx.clone(), users.clone());
             async move {
                 // A quarter unassigned, as seeded: the newest studies are the
@@ -463,7 +482,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
 
     // And the store's own time for the same queries, in this process (SQL + row mapping).
     if args.wants("store") {
-        for stats in explain::store_timings(&setup, duration).await? {
+        let in_process = cpu::Meter {
+            server_pid: Some(std::process::id()),
+            ..meter
+        };
+        for stats in explain::store_timings(&setup, &in_process, duration).await? {
             eprintln!("{}", stats.row());
             results.push(stats);
         }
@@ -474,8 +497,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         "\n## {} — {} studies, {} clients\n",
         setup.backend, seeded.studies, args.concurrency
     );
-    println!("| scenario | server p50 ms | server p99 ms | client p50 ms | client p99 ms | requests | req/s | errors |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("{}", load::TABLE_HEADER);
     for stats in &results {
         println!("{}", stats.row());
     }
@@ -490,4 +512,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     }
     drop(server);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_postgres;
+
+    #[test]
+    fn only_a_postgresql_on_this_machine_is_metered() {
+        assert!(is_local_postgres(
+            "postgres://postgres@127.0.0.1:5432/bench"
+        ));
+        assert!(is_local_postgres(
+            "postgres://u:p@localhost/bench?sslmode=disable"
+        ));
+        assert!(is_local_postgres("postgres:///bench"));
+        assert!(!is_local_postgres("postgres://db.internal:5432/bench"));
+        assert!(!is_local_postgres("postgres://u@10.0.0.5/bench"));
+    }
 }

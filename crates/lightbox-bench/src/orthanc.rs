@@ -2,6 +2,7 @@
 //! the same searches (by UID, by description, newest first with limit 100)
 //! through Orthanc's REST API and DICOMweb, against Lightbox at the same N.
 
+use crate::cpu::Meter;
 use crate::data::{GenStudy, Generator, COMMON_NEEDLE, RARE_NEEDLE};
 use crate::load::{drive, send, Stats};
 use crate::seed::SEED;
@@ -353,6 +354,7 @@ pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
         let make = orthanc_request.clone();
         let o = drive(
             &format!("orthanc: {label}"),
+            &Meter::none(),
             conc,
             duration,
             None,
@@ -365,6 +367,7 @@ pub async fn run(args: OrthancArgs) -> anyhow::Result<()> {
         let make = lightbox_request.clone();
         let l = drive(
             &format!("lightbox: {label}"),
+            &Meter::none(),
             conc,
             duration,
             None,

@@ -1,6 +1,7 @@
 //! The server under test (the real `lightbox serve` binary), the floor (a
 //! bare axum handler), the image transfers and the disk they are compared with.
 
+use crate::cpu::Meter;
 use crate::load::{drive, send, Stats};
 use crate::seed::Seeded;
 use crate::{RunArgs, Setup};
@@ -19,6 +20,10 @@ pub struct Server {
 }
 
 impl Server {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub async fn start(args: &RunArgs, setup: &Setup) -> anyhow::Result<Server> {
         let mut command = tokio::process::Command::new(&args.lightbox);
         command
@@ -128,8 +133,10 @@ pub async fn floor(
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/v1/viewer/studies?limit=100");
+    // The handler runs in this process: its CPU is the bench's, not metered.
     let stats = drive(
         "floor: bare axum, page from memory",
+        &Meter::none(),
         concurrency,
         duration,
         None,
