@@ -11,6 +11,7 @@ mod load;
 mod orthanc;
 mod seed;
 mod server;
+mod targets;
 
 /// The server's allocator (see `lightbox`), so the in-process floor is
 /// measured the same way.
@@ -493,6 +494,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     }
 
     report["results"] = json!(results.iter().map(Stats::json).collect::<Vec<_>>());
+    let judged = targets::judge(&results, &startups, &report["images"], &report["plans"]);
+    report["targets"] = targets::json(&judged);
     println!(
         "\n## {} — {} studies, {} clients\n",
         setup.backend, seeded.studies, args.concurrency
@@ -507,6 +510,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         "plans: {}",
         serde_json::to_string_pretty(&report["plans"]["summary"])?
     );
+    if !judged.is_empty() {
+        println!("\n### Targets (issue #5), as measured in this run\n");
+        print!("{}", targets::markdown(&judged));
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
