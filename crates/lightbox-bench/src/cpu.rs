@@ -50,6 +50,12 @@ impl Meter {
         })
     }
 
+    /// The use since `before` (taken with [`Meter::sample`]), over `requests`
+    /// requests; `None` where `/proc` could not be read.
+    pub fn since(&self, before: Option<Sample>, requests: u64) -> Option<Usage> {
+        Some(self.usage(before?, self.sample()?, requests))
+    }
+
     /// The use between `before` and `after`, over `requests` requests.
     pub fn usage(&self, before: Sample, after: Sample, requests: u64) -> Usage {
         let per_request = |ticks: u64| {

@@ -229,9 +229,7 @@ pub async fn store_timings(
             stats.requests += 1;
         }
         stats.elapsed = started.elapsed();
-        if let (Some(before), Some(after)) = (before, meter.sample()) {
-            stats.cpu = Some(meter.usage(before, after, stats.requests));
-        }
+        stats.cpu = meter.since(before, stats.requests);
         out.push(stats);
     }
     Ok(out)

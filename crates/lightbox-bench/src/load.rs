@@ -28,7 +28,8 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid bounds")
 }
 
-fn ms(us: u64) -> f64 {
+/// Microseconds (as the histograms hold them) to milliseconds.
+pub fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
@@ -188,9 +189,7 @@ where
         }
     }
     total.elapsed = started.elapsed();
-    if let (Some(before), Some(after)) = (before, meter.sample()) {
-        total.cpu = Some(meter.usage(before, after, total.requests));
-    }
+    total.cpu = meter.since(before, total.requests);
     bar.finish_and_clear();
     total
 }

@@ -198,7 +198,6 @@ async fn warm(setup: &Setup, args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the database named in `url` when missing (PostgreSQL).
 /// Whether `url` names a PostgreSQL on this machine (its processes can be metered).
 fn is_local_postgres(url: &str) -> bool {
     let host = url
@@ -211,6 +210,7 @@ fn is_local_postgres(url: &str) -> bool {
     matches!(host, "" | "localhost" | "127.0.0.1" | "[::1]")
 }
 
+/// Creates the database named in `url` when missing (PostgreSQL).
 async fn ensure_pg_database(url: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
     let (base, name) = url

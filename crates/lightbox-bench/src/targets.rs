@@ -2,7 +2,7 @@
 //! so a rerun says at once which hold. Reported, never asserted: a run on a
 //! busy host (see the steal column) can miss what a quiet one meets.
 
-use crate::load::Stats;
+use crate::load::{ms, Stats};
 use serde_json::{json, Value};
 
 /// p99 server-side for any list page of 100, with any filters.
@@ -19,14 +19,9 @@ pub struct Target {
     pub met: bool,
 }
 
+/// One of the run's list scenarios (first page, filters, needles, combinations).
 fn is_list_page(name: &str) -> bool {
-    ["list:", "filter:", "contains:", "combo:"]
-        .iter()
-        .any(|p| name.starts_with(p))
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
+    crate::list_scenarios().iter().any(|(n, _)| *n == name)
 }
 
 /// The targets the run has numbers for: a list page's p99, the deep page
@@ -39,15 +34,16 @@ pub fn judge(results: &[Stats], startups_ms: &[f64], images: &Value, plans: &Val
         .filter(|s| is_list_page(&s.name) && !s.server.is_empty())
         .collect();
     if !lists.is_empty() {
-        let over: Vec<String> = lists
+        let p99s: Vec<(&str, f64)> = lists
             .iter()
-            .filter(|s| ms(s.server.value_at_quantile(0.99)) > LIST_P99_MS)
-            .map(|s| format!("{} {:.2}", s.name, ms(s.server.value_at_quantile(0.99))))
+            .map(|s| (s.name.as_str(), ms(s.server.value_at_quantile(0.99))))
             .collect();
-        let worst = lists
+        let over: Vec<String> = p99s
             .iter()
-            .map(|s| ms(s.server.value_at_quantile(0.99)))
-            .fold(0.0, f64::max);
+            .filter(|(_, p99)| *p99 > LIST_P99_MS)
+            .map(|(name, p99)| format!("{name} {p99:.2}"))
+            .collect();
+        let worst = p99s.iter().map(|(_, p99)| *p99).fold(0.0, f64::max);
         out.push(Target {
             what: format!("every list page p99 ≤ {LIST_P99_MS} ms server-side"),
             measured: if over.is_empty() {
