@@ -37,14 +37,14 @@ fn admin_database_url() -> String {
 }
 
 /// A PostgreSQL database that exists for one test.
-struct ThrowawayDb {
+pub struct ThrowawayDb {
     admin_url: String,
     name: String,
-    url: String,
+    pub url: String,
 }
 
 impl ThrowawayDb {
-    async fn create() -> ThrowawayDb {
+    pub async fn create() -> ThrowawayDb {
         let admin_url = admin_database_url();
         let name = format!("lightbox_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
