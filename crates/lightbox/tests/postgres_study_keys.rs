@@ -136,6 +136,15 @@ async fn an_upgraded_database_pages_and_finds_studies_as_before() {
             ("study_instance_uid".to_owned(), Some("C".to_owned()))
         ]
     );
+    // ALTER ... TYPE drops a column's statistics; the planner needs them back.
+    let analyzed: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_stats WHERE tablename = 'studies' \
+         AND attname IN ('id', 'study_instance_uid') ORDER BY attname",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(analyzed, ["id", "study_instance_uid"]);
 
     for needle in [None, Some("Arthrogram")] {
         let filter = StudyFilter {

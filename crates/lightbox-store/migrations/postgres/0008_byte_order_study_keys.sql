@@ -10,3 +10,7 @@
 ALTER TABLE studies
     ALTER COLUMN id TYPE TEXT COLLATE "C",
     ALTER COLUMN study_instance_uid TYPE TEXT COLLATE "C";
+-- ALTER ... TYPE drops the two columns' statistics, and autovacuum analyzes
+-- again only after many changes: without them the planner walked the primary
+-- key for filtered pages (expressCustomerId 6 -> 486 ms p99 at 1M). ~1 s.
+ANALYZE studies;
