@@ -8,12 +8,11 @@
 mod support;
 
 use lightbox_domain::study::{Actor, NewStudy, Severity, StudyFilter};
-use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId};
+use lightbox_domain::{ApiKeyId, Error, OrgId};
 use lightbox_store::{Store, StoreOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection};
-use std::path::Path;
-use support::ThrowawayDb;
+use support::{listed_ids, migrations_before, ThrowawayDb};
 
 struct Row {
     org: OrgId,
@@ -37,24 +36,6 @@ fn rows(org: OrgId, other: OrgId) -> Vec<Row> {
             },
         })
         .collect()
-}
-
-/// The migrations before 0008, run as an older Lightbox ran them.
-async fn migrate_before_0008(conn: &mut PgConnection) {
-    let older = tempfile::tempdir().unwrap();
-    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lightbox-store/migrations/postgres");
-    for entry in std::fs::read_dir(&all).unwrap() {
-        let name = entry.unwrap().file_name();
-        if name.to_string_lossy().as_ref() < "0008" {
-            std::fs::copy(all.join(&name), older.path().join(&name)).unwrap();
-        }
-    }
-    Migrator::new(older.path())
-        .await
-        .unwrap()
-        .run(conn)
-        .await
-        .unwrap();
 }
 
 async fn insert(conn: &mut PgConnection, orgs: &[OrgId], key: ApiKeyId, rows: &[Row]) {
@@ -91,31 +72,20 @@ async fn insert(conn: &mut PgConnection, orgs: &[OrgId], key: ApiKeyId, rows: &[
     }
 }
 
-/// Every page of `filter`'s studies, `limit` at a time, as ids.
-async fn listed(store: &Store, org: OrgId, filter: &StudyFilter, limit: u32) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after: Option<StudyId> = None;
-    loop {
-        let page = store
-            .list_studies(org, filter, limit, after.as_ref())
-            .await
-            .unwrap();
-        assert!(page.items.len() <= limit as usize);
-        ids.extend(page.items.iter().map(|s| s.id.as_str().to_owned()));
-        match page.next_after {
-            Some(next) => after = Some(next),
-            None => return ids,
-        }
-    }
-}
-
 #[tokio::test]
 async fn an_upgraded_database_pages_and_finds_studies_as_before() {
     let db = ThrowawayDb::create().await;
     let (org, other, key) = (OrgId::generate(), OrgId::generate(), ApiKeyId::generate());
     let rows = rows(org, other);
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
-    migrate_before_0008(&mut conn).await;
+    // The migrations before 0008, run as an older Lightbox ran them.
+    let older = migrations_before("postgres", "0008");
+    Migrator::new(older.path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
     insert(&mut conn, &[org, other], key, &rows).await;
 
     let store = Store::open_postgres(&db.url, &StoreOptions::default())
@@ -163,7 +133,7 @@ async fn an_upgraded_database_pages_and_finds_studies_as_before() {
         expected.sort_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
         for limit in [1, 7, 100] {
             assert_eq!(
-                listed(&store, org, &filter, limit).await,
+                listed_ids(&store, org, &filter, limit).await,
                 expected,
                 "needle {needle:?}, limit {limit}"
             );

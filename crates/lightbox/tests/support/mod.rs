@@ -419,6 +419,47 @@ pub fn secret_part(credential: &str) -> &str {
 }
 
 /// A DICOM UID no other test uses.
+/// Every page of `filter`'s studies straight from the store, `limit` at a
+/// time, following its cursors; as ids.
+pub async fn listed_ids(
+    store: &lightbox_store::Store,
+    org: lightbox_domain::OrgId,
+    filter: &lightbox_domain::study::StudyFilter,
+    limit: u32,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after: Option<lightbox_domain::StudyId> = None;
+    loop {
+        let page = store
+            .list_studies(org, filter, limit, after.as_ref())
+            .await
+            .unwrap();
+        assert!(page.items.len() <= limit as usize);
+        ids.extend(page.items.iter().map(|s| s.id.as_str().to_owned()));
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+/// The migrations of `dialect` (`sqlite` or `postgres`) numbered before
+/// `first_new`, as an older Lightbox shipped them, to make a database that a
+/// test then upgrades; `sqlx::migrate::Migrator::new` takes the folder.
+pub fn migrations_before(dialect: &str, first_new: &str) -> TempDir {
+    let older = TempDir::new().unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../lightbox-store/migrations")
+        .join(dialect);
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name.to_string_lossy().as_ref() < first_new {
+            std::fs::copy(all.join(&name), older.path().join(&name)).unwrap();
+        }
+    }
+    older
+}
+
 pub fn unique_uid() -> String {
     format!("2.25.{}", uuid::Uuid::new_v4().as_u128() >> 8)
 }

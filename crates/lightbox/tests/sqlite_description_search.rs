@@ -5,12 +5,15 @@
 //! page size lists exactly the matches in id order: on a fresh database, and
 //! on one whose keys were made before 0007.
 
+mod support;
+
 use lightbox_domain::study::{Severity, StudyFilter};
-use lightbox_domain::{OrgId, StudyId};
+use lightbox_domain::OrgId;
 use lightbox_store::{Store, StoreOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, SqliteConnection};
 use std::path::Path;
+use support::{listed_ids, migrations_before};
 
 /// First 48 bits (12 hex digits) shared by the studies of one millisecond.
 const OLDER: &str = "0190a1b2c3d3";
@@ -85,24 +88,6 @@ async fn insert(conn: &mut SqliteConnection, orgs: &[OrgId], rows: &[Row]) {
     }
 }
 
-/// Every page of `filter`'s studies, `limit` at a time, as ids.
-async fn listed(store: &Store, org: OrgId, filter: &StudyFilter, limit: u32) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after: Option<StudyId> = None;
-    loop {
-        let page = store
-            .list_studies(org, filter, limit, after.as_ref())
-            .await
-            .unwrap();
-        assert!(page.items.len() <= limit as usize);
-        ids.extend(page.items.iter().map(|s| s.id.as_str().to_owned()));
-        match page.next_after {
-            Some(next) => after = Some(next),
-            None => return ids,
-        }
-    }
-}
-
 /// Checks every page size against the rows, and that the index served them.
 async fn lists_in_id_order(store: &Store, org: OrgId, rows: &[Row]) {
     let needle = |severity| StudyFilter {
@@ -121,7 +106,7 @@ async fn lists_in_id_order(store: &Store, org: OrgId, rows: &[Row]) {
         expected.sort_by(|a, b| b.cmp(a));
         for limit in [1, 2, 3, 4, 5, 100] {
             assert_eq!(
-                listed(store, org, &filter, limit).await,
+                listed_ids(store, org, &filter, limit).await,
                 expected,
                 "limit {limit}, severity {severity:?}"
             );
@@ -164,18 +149,10 @@ async fn search_keys_made_before_0007_are_remade_in_id_order() {
     let path = dir.path().join("lightbox.db");
     // The migrations before 0007, run as an older Lightbox ran them: its
     // triggers numbered search keys in insertion order.
-    let older = dir.path().join("migrations");
-    std::fs::create_dir(&older).unwrap();
-    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for entry in std::fs::read_dir(&all).unwrap() {
-        let name = entry.unwrap().file_name();
-        if name.to_string_lossy().as_ref() < "0007" {
-            std::fs::copy(all.join(&name), older.join(&name)).unwrap();
-        }
-    }
+    let older = migrations_before("sqlite", "0007");
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let mut conn = SqliteConnection::connect(&url).await.unwrap();
-    Migrator::new(older.as_path())
+    Migrator::new(older.path())
         .await
         .unwrap()
         .run(&mut conn)
