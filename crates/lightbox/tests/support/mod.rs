@@ -418,7 +418,6 @@ pub fn secret_part(credential: &str) -> &str {
     }
 }
 
-/// A DICOM UID no other test uses.
 /// Every page of `filter`'s studies straight from the store, `limit` at a
 /// time, following its cursors; as ids.
 pub async fn listed_ids(
@@ -460,6 +459,7 @@ pub fn migrations_before(dialect: &str, first_new: &str) -> TempDir {
     older
 }
 
+/// A DICOM UID no other test uses.
 pub fn unique_uid() -> String {
     format!("2.25.{}", uuid::Uuid::new_v4().as_u128() >> 8)
 }
