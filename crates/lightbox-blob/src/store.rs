@@ -309,6 +309,161 @@ impl BlobStore {
     }
 }
 
+/// A stored object as a stream of its bytes, with its length.
+pub type BlobStream = futures_util::stream::BoxStream<'static, Result<Bytes, BlobError>>;
+
+/// An object listed under a prefix.
+#[derive(Debug, Clone)]
+pub struct ListedBlob {
+    pub key: String,
+    /// Last modified, in milliseconds since the Unix epoch.
+    pub modified_ms: i64,
+}
+
+/// Parts of an S3 upload from a local file: object_store's multipart minimum
+/// is 5 MiB; files up to one part go up in a single PUT.
+const S3_PART: usize = 8 * 1024 * 1024;
+
+impl BlobStore {
+    /// Where a file that will become a blob can be written first so that
+    /// [`BlobStore::put_file`] moves it without copying: the local backend's
+    /// own temporary folder (same file system, so a rename); None on S3.
+    pub fn local_spool_dir(&self) -> Option<PathBuf> {
+        match &self.backend {
+            Backend::Local { root } => Some(root.join(".tmp")),
+            Backend::S3 { .. } => None,
+        }
+    }
+
+    /// Makes the complete, synced file at `path` the object `key`, and
+    /// removes `path`: a rename on the local backend, an upload on S3 (in
+    /// parts, never whole in memory). The object appears whole or not at all.
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<u64, BlobError> {
+        let size = tokio::fs::metadata(path).await?.len();
+        match &self.backend {
+            Backend::Local { root } => {
+                let dest = root.join(key);
+                if let Some(parent) = dest.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                tokio::fs::rename(path, &dest).await?;
+            }
+            Backend::S3 { store, prefix } => {
+                use tokio::io::AsyncReadExt;
+                let location = Self::s3_path(prefix, key);
+                let mut file = tokio::fs::File::open(path).await?;
+                if size as usize <= S3_PART {
+                    let mut body = Vec::with_capacity(size as usize);
+                    file.read_to_end(&mut body).await?;
+                    store.put(&location, body.into()).await?;
+                } else {
+                    let upload = store.put_multipart(&location).await?;
+                    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, S3_PART);
+                    let mut buf = vec![0u8; READ_BUFFER];
+                    let sent: Result<(), BlobError> = async {
+                        loop {
+                            let n = file.read(&mut buf).await?;
+                            if n == 0 {
+                                break Ok(());
+                            }
+                            writer.wait_for_capacity(2).await?;
+                            writer.write(&buf[..n]);
+                        }
+                    }
+                    .await;
+                    match sent {
+                        Ok(()) => {
+                            writer.finish().await?;
+                        }
+                        Err(e) => {
+                            let _ = writer.abort().await;
+                            return Err(e);
+                        }
+                    }
+                }
+                let _ = tokio::fs::remove_file(path).await;
+            }
+        }
+        Ok(size)
+    }
+
+    /// The object `key` as a stream, with its length.
+    pub async fn get(&self, key: &str) -> Result<(BlobStream, u64), BlobError> {
+        match &self.backend {
+            Backend::Local { .. } => {
+                let (file, len) = self.open_local(key).await?;
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, READ_BUFFER)
+                    .map(|chunk| chunk.map_err(BlobError::from));
+                Ok((stream.boxed(), len))
+            }
+            Backend::S3 { store, prefix } => {
+                let got = store.get(&Self::s3_path(prefix, key)).await?;
+                let len = got.meta.size;
+                let stream = got.into_stream().map(|chunk| chunk.map_err(BlobError::from));
+                Ok((stream.boxed(), len))
+            }
+        }
+    }
+
+    /// Every object whose key starts with `prefix/`, for sweeps. Local
+    /// listing walks the folder on a blocking thread.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ListedBlob>, BlobError> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let root = root.clone();
+                let prefix = prefix.to_owned();
+                tokio::task::spawn_blocking(move || list_local(&root, &prefix))
+                    .await
+                    .map_err(|e| BlobError::Storage(format!("listing: {e}")))?
+            }
+            Backend::S3 { store, prefix: base } => {
+                let strip = if base.is_empty() { 0 } else { base.len() + 1 };
+                let mut listed = Vec::new();
+                let mut objects = object_store::ObjectStore::list(store.as_ref(), Some(&Self::s3_path(base, prefix)));
+                while let Some(meta) = objects.next().await {
+                    let meta = meta?;
+                    let key = meta.location.to_string();
+                    listed.push(ListedBlob {
+                        key: key.get(strip..).unwrap_or_default().to_owned(),
+                        modified_ms: meta.last_modified.timestamp_millis(),
+                    });
+                }
+                Ok(listed)
+            }
+        }
+    }
+}
+
+fn list_local(root: &Path, prefix: &str) -> Result<Vec<ListedBlob>, BlobError> {
+    let mut listed = Vec::new();
+    let mut folders = vec![root.join(prefix)];
+    while let Some(folder) = folders.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                folders.push(entry.path());
+            } else if let Ok(relative) = entry.path().strip_prefix(root) {
+                let modified_ms = meta
+                    .modified()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                listed.push(ListedBlob {
+                    key: relative.to_string_lossy().replace('\\', "/"),
+                    modified_ms,
+                });
+            }
+        }
+    }
+    Ok(listed)
+}
+
 fn check_kind(head: &[u8], expected: FileKind) -> Result<(), BlobError> {
     match FileKind::sniff(head) {
         Some(kind) if kind == expected => Ok(()),

@@ -18,6 +18,7 @@ wire_enum!(
         User = "user",
         SignedLink = "signed_link",
         Operator = "operator",
+        DicomPeer = "dicom_peer",
     }
 );
 

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod dicom;
 pub mod ephemeral;
 pub mod error;
 pub mod ids;

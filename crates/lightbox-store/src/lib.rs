@@ -19,6 +19,7 @@
 //! the one database; its buffer cache is shared.
 
 mod audit;
+mod dicom;
 mod ephemeral;
 mod error;
 mod images;
@@ -28,6 +29,7 @@ mod sql;
 mod studies;
 mod users;
 
+pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
 pub use ephemeral::EphemeralSession;
 pub use error::StoreError;
 pub use images::ImageSort;

@@ -20,6 +20,8 @@ pub struct CreatedOrg {
     pub api_key: String,
     pub client_id: OAuthClientId,
     pub client_secret: String,
+    /// The called AE title DIMSE senders use to reach this organization.
+    pub dicom_ae_title: lightbox_domain::dicom::AeTitle,
 }
 
 /// A credential an operator can revoke.
@@ -115,11 +117,16 @@ impl Store {
         let client_id = OAuthClientId::generate();
         let client = NewClientSecret::generate();
 
+        let ae_title = self.free_ae_title(&new.name).await?;
+
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(org_id.to_string())
-            .bind(&new.name)
-            .bind(now.millis())
+        sqlx::query(
+            "INSERT INTO organizations (id, name, created_at, dicom_ae_title) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org_id.to_string())
+        .bind(&new.name)
+        .bind(now.millis())
+        .bind(ae_title.as_str())
             .execute(&mut *tx)
             .await?;
         let owner = self.insert_user(&mut tx, org_id, &owner, now).await?;
@@ -141,6 +148,7 @@ impl Store {
             api_key: key.token,
             client_id,
             client_secret: client.secret,
+            dicom_ae_title: ae_title,
         })
     }
 

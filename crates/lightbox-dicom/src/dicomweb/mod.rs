@@ -1,0 +1,6 @@
+//! DICOMweb's wire formats, for the HTTP handlers in `lightbox-api`:
+//! multipart/related media types and Part 10 parts (`multipart`), and
+//! STOW-RS's store-and-report loop and response (`stow`).
+
+pub mod multipart;
+pub mod stow;

@@ -1,0 +1,381 @@
+//! The DICOM archive's index: AE titles and allowed senders per organization,
+//! and the study/series/instance rows that ingest writes in one transaction
+//! together with the worklist study they seed.
+
+use crate::{Store, StoreError};
+use lightbox_domain::dicom::{AeTitle, DicomPeer, IndexedInstance};
+use lightbox_domain::study::Severity;
+use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId, Timestamp};
+use sqlx::Row;
+
+/// Where one organization's associations are routed, and who may send.
+#[derive(Debug, Clone)]
+pub struct DicomRoute {
+    pub ae_title: AeTitle,
+    pub org_id: OrgId,
+    pub peers: Vec<DicomPeer>,
+}
+
+/// A listed allowed sender.
+#[derive(Debug, Clone)]
+pub struct DicomPeerRecord {
+    pub id: String,
+    pub peer: DicomPeer,
+    pub created_at: Timestamp,
+}
+
+/// What the index already holds for an instance.
+#[derive(Debug, Clone)]
+pub struct StoredInstance {
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub sop_class_uid: String,
+    pub transfer_syntax_uid: String,
+    pub sha256: String,
+    pub blob_key: String,
+    pub size_bytes: i64,
+}
+
+/// How indexing an instance went.
+#[derive(Debug, Clone)]
+pub enum Indexed {
+    /// A new instance; `new_study` names the worklist study it created, if any.
+    Stored { new_study: Option<StudyId> },
+    /// Its SOP Instance UID was already indexed (by another sender meanwhile):
+    /// nothing changed.
+    AlreadyStored(StoredInstance),
+}
+
+impl Store {
+    /// The organization's called AE title.
+    pub async fn dicom_ae_title(&self, org_id: OrgId) -> Result<Option<AeTitle>, StoreError> {
+        let title: Option<Option<String>> =
+            sqlx::query_scalar("SELECT dicom_ae_title FROM organizations WHERE id = $1")
+                .bind(org_id.to_string())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(title.flatten().map(AeTitle::from_trusted))
+    }
+
+    /// Gives the organization another called AE title; titles are unique on the server.
+    pub async fn set_dicom_ae_title(&self, org_id: OrgId, title: &AeTitle) -> Result<(), Error> {
+        let updated = sqlx::query("UPDATE organizations SET dicom_ae_title = $1 WHERE id = $2")
+            .bind(title.as_str())
+            .bind(org_id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from);
+        match updated {
+            Ok(done) if done.rows_affected() == 0 => {
+                Err(Error::NotFound(format!("organization {org_id} not found")))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.is_unique_violation() => Err(Error::Conflict(format!(
+                "the AE title {title} belongs to another organization"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A free AE title for a new organization: from its name, else random.
+    pub(crate) async fn free_ae_title(&self, name: &str) -> Result<AeTitle, StoreError> {
+        if let Some(title) = AeTitle::from_name(name) {
+            let taken: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM organizations WHERE dicom_ae_title = $1",
+            )
+            .bind(title.as_str())
+            .fetch_one(&self.write)
+            .await?;
+            if taken == 0 {
+                return Ok(title);
+            }
+        }
+        Ok(AeTitle::random())
+    }
+
+    /// Every organization's AE title and allowed senders, for the DIMSE
+    /// receiver's access check.
+    pub async fn dicom_routes(&self) -> Result<Vec<DicomRoute>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.dicom_ae_title, p.calling_ae_title, p.address \
+             FROM organizations o LEFT JOIN dicom_peers p ON p.org_id = o.id \
+             WHERE o.dicom_ae_title IS NOT NULL ORDER BY o.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut routes: Vec<DicomRoute> = Vec::new();
+        for row in rows {
+            let org_id: String = row.try_get("id")?;
+            let org_id = OrgId::parse(&org_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if routes.last().is_none_or(|r| r.org_id != org_id) {
+                routes.push(DicomRoute {
+                    ae_title: AeTitle::from_trusted(row.try_get("dicom_ae_title")?),
+                    org_id,
+                    peers: Vec::new(),
+                });
+            }
+            let calling: Option<String> = row.try_get("calling_ae_title")?;
+            let address: Option<String> = row.try_get("address")?;
+            if calling.is_some() || address.is_some() {
+                let peer = DicomPeer::new(calling.as_deref(), address.as_deref())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if let Some(route) = routes.last_mut() {
+                    route.peers.push(peer);
+                }
+            }
+        }
+        Ok(routes)
+    }
+
+    pub async fn add_dicom_peer(&self, org_id: OrgId, peer: &DicomPeer) -> Result<String, Error> {
+        if !self.org_exists(org_id).await? {
+            return Err(Error::NotFound(format!("organization {org_id} not found")));
+        }
+        let id = format!("peer_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(
+            "INSERT INTO dicom_peers (org_id, id, calling_ae_title, address, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(org_id.to_string())
+        .bind(&id)
+        .bind(peer.calling_ae_title.clone())
+        .bind(peer.address.map(|a| a.to_string()))
+        .bind(Timestamp::now().millis())
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from)?;
+        Ok(id)
+    }
+
+    pub async fn dicom_peers(&self, org_id: OrgId) -> Result<Vec<DicomPeerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, calling_ae_title, address, created_at FROM dicom_peers \
+             WHERE org_id = $1 ORDER BY id",
+        )
+        .bind(org_id.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let calling: Option<String> = row.try_get("calling_ae_title")?;
+                let address: Option<String> = row.try_get("address")?;
+                Ok(DicomPeerRecord {
+                    id: row.try_get("id")?,
+                    peer: DicomPeer::new(calling.as_deref(), address.as_deref())
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Removes an allowed sender; false when the organization has no such entry.
+    pub async fn remove_dicom_peer(&self, org_id: OrgId, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM dicom_peers WHERE org_id = $1 AND id = $2")
+            .bind(org_id.to_string())
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The indexed instance with this SOP Instance UID in the organization.
+    pub async fn dicom_instance(
+        &self,
+        org_id: OrgId,
+        sop_instance_uid: &str,
+    ) -> Result<Option<StoredInstance>, StoreError> {
+        let row = sqlx::query(
+            "SELECT study_instance_uid, series_instance_uid, sop_class_uid, transfer_syntax_uid, \
+             sha256, blob_key, size_bytes FROM dicom_instances \
+             WHERE org_id = $1 AND sop_instance_uid = $2",
+        )
+        .bind(org_id.to_string())
+        .bind(sop_instance_uid)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| {
+            Ok(StoredInstance {
+                study_instance_uid: row.try_get("study_instance_uid")?,
+                series_instance_uid: row.try_get("series_instance_uid")?,
+                sop_class_uid: row.try_get("sop_class_uid")?,
+                transfer_syntax_uid: row.try_get("transfer_syntax_uid")?,
+                sha256: row.try_get("sha256")?,
+                blob_key: row.try_get("blob_key")?,
+                size_bytes: row.try_get("size_bytes")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Indexes one instance whose file is already in the blob store, in one
+    /// transaction: its study and series rows (created by the first instance,
+    /// counted by every one), the instance row, and the worklist study for
+    /// its Study Instance UID when the organization has none yet. A worklist
+    /// study that exists (created through the API first, or edited since) is
+    /// left exactly as it is.
+    pub async fn index_dicom_instance(
+        &self,
+        org_id: OrgId,
+        new: &IndexedInstance,
+        created_by_api_key: Option<&ApiKeyId>,
+    ) -> Result<Indexed, Error> {
+        let org = org_id.to_string();
+        let (study, series, instance) = (&new.study, &new.series, &new.instance);
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO dicom_studies (org_id, study_instance_uid, patient_name, patient_name_search, \
+             patient_id, patient_birth_date, patient_sex, study_date, study_time, accession_number, \
+             referring_physician_name, study_id, study_description, attributes, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&org)
+        .bind(&study.study_instance_uid)
+        .bind(study.patient_name.clone())
+        .bind(study.patient_name.as_ref().map(|n| n.to_uppercase()))
+        .bind(study.patient_id.clone())
+        .bind(study.patient_birth_date.clone())
+        .bind(study.patient_sex.clone())
+        .bind(study.study_date.clone())
+        .bind(study.study_time.clone())
+        .bind(study.accession_number.clone())
+        .bind(study.referring_physician_name.clone())
+        .bind(study.study_id.clone())
+        .bind(study.study_description.clone())
+        .bind(&study.json)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        sqlx::query(
+            "INSERT INTO dicom_series (org_id, series_instance_uid, study_instance_uid, modality, \
+             series_number, series_description, series_date, series_time, attributes, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        )
+        .bind(&org)
+        .bind(&series.series_instance_uid)
+        .bind(&study.study_instance_uid)
+        .bind(series.modality.clone())
+        .bind(series.series_number)
+        .bind(series.series_description.clone())
+        .bind(series.series_date.clone())
+        .bind(series.series_time.clone())
+        .bind(&series.json)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let series_study: String = sqlx::query_scalar(
+            "SELECT study_instance_uid FROM dicom_series WHERE org_id = $1 AND series_instance_uid = $2",
+        )
+        .bind(&org)
+        .bind(&series.series_instance_uid)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        if series_study != study.study_instance_uid {
+            return Err(Error::invalid(
+                "SeriesInstanceUID",
+                format!(
+                    "series {} belongs to study {series_study}, not {}",
+                    series.series_instance_uid, study.study_instance_uid
+                ),
+            ));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO dicom_instances (org_id, sop_instance_uid, series_instance_uid, study_instance_uid, \
+             sop_class_uid, instance_number, pixel_rows, pixel_columns, bits_allocated, number_of_frames, \
+             transfer_syntax_uid, size_bytes, sha256, blob_key, pixel_data_offset, pixel_data_length, \
+             frames, metadata, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&org)
+        .bind(&instance.sop_instance_uid)
+        .bind(&series.series_instance_uid)
+        .bind(&study.study_instance_uid)
+        .bind(&instance.sop_class_uid)
+        .bind(instance.instance_number)
+        .bind(instance.rows)
+        .bind(instance.columns)
+        .bind(instance.bits_allocated)
+        .bind(instance.number_of_frames)
+        .bind(&instance.transfer_syntax_uid)
+        .bind(instance.size_bytes)
+        .bind(&instance.sha256)
+        .bind(&instance.blob_key)
+        .bind(instance.pixel_data_offset)
+        .bind(instance.pixel_data_length)
+        .bind(instance.frames.clone())
+        .bind(&instance.metadata)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await.map_err(StoreError::from)?;
+            let existing = self
+                .dicom_instance(org_id, &instance.sop_instance_uid)
+                .await?
+                .ok_or_else(|| Error::Internal("an instance vanished while indexing".into()))?;
+            return Ok(Indexed::AlreadyStored(existing));
+        }
+        sqlx::query(
+            "UPDATE dicom_series SET instance_count = instance_count + 1 \
+             WHERE org_id = $1 AND series_instance_uid = $2",
+        )
+        .bind(&org)
+        .bind(&series.series_instance_uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let modalities: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT DISTINCT modality FROM dicom_series WHERE org_id = $1 AND study_instance_uid = $2",
+        )
+        .bind(&org)
+        .bind(&study.study_instance_uid)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let mut modalities: Vec<String> = modalities.into_iter().flatten().collect();
+        modalities.sort();
+        sqlx::query(
+            "UPDATE dicom_studies SET instance_count = instance_count + 1, modalities = $3, \
+             series_count = (SELECT count(*) FROM dicom_series \
+                             WHERE org_id = $1 AND study_instance_uid = $2), updated_at = $4 \
+             WHERE org_id = $1 AND study_instance_uid = $2",
+        )
+        .bind(&org)
+        .bind(&study.study_instance_uid)
+        .bind(modalities.join("\\"))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let description = new.worklist_description();
+        let study_id = StudyId::generate();
+        let seeded = sqlx::query(
+            "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
+             severity, viewer_status, is_cancelled, created_by_api_key_id, metadata, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'incomplete', $7, $8, '{}', $9, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(&org)
+        .bind(study_id.as_str())
+        .bind(&study.study_instance_uid)
+        .bind(&description)
+        .bind(description.to_lowercase())
+        .bind(Severity::Normal.as_str())
+        .bind(false)
+        .bind(created_by_api_key.map(|k| k.to_string()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(Indexed::Stored {
+            new_study: (seeded.rows_affected() > 0).then_some(study_id),
+        })
+    }
+}
