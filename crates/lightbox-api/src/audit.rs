@@ -92,6 +92,18 @@ impl AuditLog {
         AuditLog { sender }
     }
 
+    /// A fire-and-forget sink for components outside the HTTP stack (the
+    /// DICOM receiver): events join the same batches.
+    pub fn sink(&self) -> std::sync::Arc<dyn Fn(AuditEvent) + Send + Sync> {
+        let log = self.clone();
+        std::sync::Arc::new(move |event| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                log.record(event).await;
+            });
+        })
+    }
+
     /// Stores `event`; true once it is committed.
     pub async fn record(&self, event: AuditEvent) -> bool {
         let (ack, stored) = oneshot::channel();
@@ -138,6 +150,11 @@ fn action(method: &Method, route: &str) -> (String, bool) {
         ("DELETE", "/images/v1/{id}/{version}") => Some(("image.deactivate", true)),
         ("PUT", "/blobs/v1/images/{id}") => Some(("blob.write", true)),
         ("GET", "/blobs/v1/images/{id}") => Some(("blob.read", true)),
+        ("POST", "/dicomweb/studies") => Some(("dicom.stow", false)),
+        ("POST", "/dicomweb/studies/{study}") => Some(("dicom.stow", false)),
+        ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{instance}") => {
+            Some(("dicom_instance.read", false))
+        }
         _ => None,
     };
     match known {

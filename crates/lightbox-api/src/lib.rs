@@ -4,6 +4,7 @@
 pub mod audit;
 mod audit_api;
 pub mod auth;
+pub mod dicomweb;
 pub mod error;
 pub mod extract;
 pub mod images;
@@ -54,6 +55,33 @@ pub struct ApiConfig {
     pub signed_url_ttl: Duration,
     /// Lifetime of Images API access tokens.
     pub token_lifetime: Duration,
+    /// The DICOM archive's limits (STOW-RS and, through the binary, DIMSE).
+    pub dicom: DicomConfig,
+}
+
+/// Limits of the DICOM archive.
+#[derive(Debug, Clone)]
+pub struct DicomConfig {
+    /// Largest DICOM instance (data set) accepted, over DIMSE or STOW-RS.
+    pub max_instance_bytes: u64,
+    /// Largest STOW-RS request body.
+    pub max_stow_bytes: u64,
+    /// Where instances are spooled when the blob store has no local folder
+    /// of its own (S3); local blob stores spool inside their own folder.
+    pub spool_dir: std::path::PathBuf,
+    /// How old an unindexed file must be before the sweep removes it.
+    pub orphan_age: Duration,
+}
+
+impl Default for DicomConfig {
+    fn default() -> Self {
+        DicomConfig {
+            max_instance_bytes: 2 * 1024 * 1024 * 1024,
+            max_stow_bytes: 8 * 1024 * 1024 * 1024,
+            spool_dir: std::env::temp_dir().join("lightbox-spool"),
+            orphan_age: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -69,6 +97,7 @@ impl Default for ApiConfig {
             upload_timeout: Duration::from_secs(600),
             signed_url_ttl: Duration::from_secs(3600),
             token_lifetime: Duration::from_secs(5 * 3600),
+            dicom: DicomConfig::default(),
         }
     }
 }
@@ -82,6 +111,8 @@ pub struct AppState {
     pub blobs: BlobStore,
     pub config: Arc<ApiConfig>,
     pub audit: audit::AuditLog,
+    /// The DICOM ingest pipeline, shared by STOW-RS and the DIMSE receiver.
+    pub ingest: lightbox_dicom::Ingest,
     /// Per-credential token buckets, in this process (each replica limits on its own).
     limiter: Option<Arc<KeyedLimiter>>,
 }
@@ -108,8 +139,23 @@ impl AppState {
                 governor::Quota::per_second(rate).allow_burst(burst),
             ))
         });
+        let audit = audit::AuditLog::start(store.clone());
+        let ingest = lightbox_dicom::Ingest::new(
+            store.clone(),
+            blobs.clone(),
+            lightbox_dicom::IngestConfig {
+                max_instance_bytes: config.dicom.max_instance_bytes,
+                spool_dir: blobs
+                    .local_spool_dir()
+                    .unwrap_or_else(|| config.dicom.spool_dir.clone()),
+                orphan_age: config.dicom.orphan_age,
+            },
+            audit.sink(),
+        )
+        .map_err(|e| lightbox_store::StoreError::Config(format!("DICOM spool folder: {e}")))?;
         Ok(AppState {
-            audit: audit::AuditLog::start(store.clone()),
+            audit,
+            ingest,
             store,
             signer: UrlSigner::new(key.into_bytes()),
             blobs,
@@ -157,13 +203,20 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(error::envelope_bare_errors));
     // Every route that touches an organization's data is audited.
-    let audited =
-        viewer
-            .merge(images::router(&config))
-            .route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                audit::record_requests,
-            ));
+    // STOW-RS bodies stream under their own cap (enforced while parsing).
+    let dicomweb = dicomweb::router()
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.upload_timeout,
+        ));
+    let audited = viewer
+        .merge(images::router(&config))
+        .merge(dicomweb)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_requests,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(observability::router())

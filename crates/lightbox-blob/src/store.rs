@@ -358,7 +358,8 @@ impl BlobStore {
                     store.put(&location, body.into()).await?;
                 } else {
                     let upload = store.put_multipart(&location).await?;
-                    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, S3_PART);
+                    let mut writer =
+                        object_store::WriteMultipart::new_with_chunk_size(upload, S3_PART);
                     let mut buf = vec![0u8; READ_BUFFER];
                     let sent: Result<(), BlobError> = async {
                         loop {
@@ -399,7 +400,9 @@ impl BlobStore {
             Backend::S3 { store, prefix } => {
                 let got = store.get(&Self::s3_path(prefix, key)).await?;
                 let len = got.meta.size;
-                let stream = got.into_stream().map(|chunk| chunk.map_err(BlobError::from));
+                let stream = got
+                    .into_stream()
+                    .map(|chunk| chunk.map_err(BlobError::from));
                 Ok((stream.boxed(), len))
             }
         }
@@ -416,10 +419,16 @@ impl BlobStore {
                     .await
                     .map_err(|e| BlobError::Storage(format!("listing: {e}")))?
             }
-            Backend::S3 { store, prefix: base } => {
+            Backend::S3 {
+                store,
+                prefix: base,
+            } => {
                 let strip = if base.is_empty() { 0 } else { base.len() + 1 };
                 let mut listed = Vec::new();
-                let mut objects = object_store::ObjectStore::list(store.as_ref(), Some(&Self::s3_path(base, prefix)));
+                let mut objects = object_store::ObjectStore::list(
+                    store.as_ref(),
+                    Some(&Self::s3_path(base, prefix)),
+                );
                 while let Some(meta) = objects.next().await {
                     let meta = meta?;
                     let key = meta.location.to_string();

@@ -55,7 +55,10 @@ impl AeTitle {
 
     /// `LB` and 14 random hex digits: the fallback when a name's title is taken.
     pub fn random() -> AeTitle {
-        let hex = uuid::Uuid::new_v4().simple().to_string().to_ascii_uppercase();
+        let hex = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .to_ascii_uppercase();
         AeTitle(format!("LB{}", &hex[..MAX_AE_TITLE_LEN - 2]))
     }
 
@@ -97,12 +100,13 @@ impl DicomPeer {
             Some(t) => Some(t.trim().to_owned()),
             None => None,
         };
-        let address = match address {
-            Some(a) => Some(a.parse().map_err(|_| {
-                Error::invalid("address", format!("`{a}` is not an IP address"))
-            })?),
-            None => None,
-        };
+        let address =
+            match address {
+                Some(a) => Some(a.parse().map_err(|_| {
+                    Error::invalid("address", format!("`{a}` is not an IP address"))
+                })?),
+                None => None,
+            };
         if calling_ae_title.is_none() && address.is_none() {
             return Err(Error::bad_request(
                 "a DICOM peer needs a calling AE title, an address, or both",
@@ -137,7 +141,6 @@ pub enum DicomSource {
         api_key_id: crate::ApiKeyId,
     },
 }
-
 
 /// Patient and study attributes of an instance, as the study index keeps them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -204,14 +207,22 @@ impl IndexedInstance {
     /// The worklist description of a study seeded by this instance:
     /// StudyDescription, else modality and study date, else a generic label.
     pub fn worklist_description(&self) -> String {
-        if let Some(d) = self.study.study_description.as_deref().filter(|d| !d.trim().is_empty()) {
+        if let Some(d) = self
+            .study
+            .study_description
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+        {
             return d.trim().to_owned();
         }
-        let parts: Vec<&str> = [self.series.modality.as_deref(), self.study.study_date.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter(|p| !p.trim().is_empty())
-            .collect();
+        let parts: Vec<&str> = [
+            self.series.modality.as_deref(),
+            self.study.study_date.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.trim().is_empty())
+        .collect();
         if parts.is_empty() {
             "DICOM study".to_owned()
         } else {

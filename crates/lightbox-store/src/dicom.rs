@@ -80,12 +80,11 @@ impl Store {
     /// A free AE title for a new organization: from its name, else random.
     pub(crate) async fn free_ae_title(&self, name: &str) -> Result<AeTitle, StoreError> {
         if let Some(title) = AeTitle::from_name(name) {
-            let taken: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM organizations WHERE dicom_ae_title = $1",
-            )
-            .bind(title.as_str())
-            .fetch_one(&self.write)
-            .await?;
+            let taken: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM organizations WHERE dicom_ae_title = $1")
+                    .bind(title.as_str())
+                    .fetch_one(&self.write)
+                    .await?;
             if taken == 0 {
                 return Ok(title);
             }

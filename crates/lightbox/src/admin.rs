@@ -3,6 +3,7 @@
 use crate::config::{init_logging, LogFormat, StoreArgs};
 use clap::{Args, Subcommand};
 use lightbox_domain::audit::AuditFilter;
+use lightbox_domain::dicom::{AeTitle, DicomPeer};
 use lightbox_domain::user::{InvitedSource, NewUser, UserLevel};
 use lightbox_domain::{validate, ApiKeyId, OAuthClientId, OrgId, Timestamp};
 use lightbox_store::{Credential, NewOrg};
@@ -25,6 +26,54 @@ pub enum AdminCommand {
     RevokeClient(RevokeArgs),
     /// Show an organization's audit trail, newest first.
     Audit(AuditArgs),
+    /// Change the called AE title DICOM senders use for an organization.
+    SetAeTitle(SetAeTitleArgs),
+    /// Allow a DICOM sender (calling AE title and/or address); once an
+    /// organization lists any, only listed senders are accepted.
+    AllowDicomPeer(AllowDicomPeerArgs),
+    /// List an organization's AE title and allowed DICOM senders.
+    ListDicomPeers(OrgArgs),
+    /// Remove an allowed DICOM sender by its id.
+    RemoveDicomPeer(RevokeArgs),
+}
+
+#[derive(Args)]
+pub struct SetAeTitleArgs {
+    #[arg(long)]
+    org: String,
+    /// 1 to 16 characters of A-Z, 0-9, `_` and `-`, unique on the server.
+    #[arg(long)]
+    ae_title: String,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+pub struct AllowDicomPeerArgs {
+    #[arg(long)]
+    org: String,
+    /// The sender's own (calling) AE title.
+    #[arg(long)]
+    calling_ae_title: Option<String>,
+    /// The sender's IP address.
+    #[arg(long)]
+    address: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+pub struct OrgArgs {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -120,6 +169,10 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::RevokeApiKey(args) => revoke(args, false).await,
         AdminCommand::RevokeClient(args) => revoke(args, true).await,
         AdminCommand::Audit(args) => audit(args).await,
+        AdminCommand::SetAeTitle(args) => set_ae_title(args).await,
+        AdminCommand::AllowDicomPeer(args) => allow_dicom_peer(args).await,
+        AdminCommand::ListDicomPeers(args) => list_dicom_peers(args).await,
+        AdminCommand::RemoveDicomPeer(args) => remove_dicom_peer(args).await,
     }
 }
 
@@ -158,8 +211,80 @@ async fn create_org(args: CreateOrgArgs) -> anyhow::Result<()> {
             "api_key_id": org.api_key_id.to_string(),
             "client_id": org.client_id.to_string(),
             "client_secret": org.client_secret,
+            "dicom_ae_title": org.dicom_ae_title.to_string(),
         }),
     );
+    Ok(())
+}
+
+async fn set_ae_title(args: SetAeTitleArgs) -> anyhow::Result<()> {
+    let title = AeTitle::parse(&args.ae_title)?;
+    let store = args.store.open().await?;
+    let org_id = existing_org(&store, &args.org).await?;
+    store.set_dicom_ae_title(org_id, &title).await?;
+    print(
+        args.json,
+        json!({ "org_id": org_id.to_string(), "dicom_ae_title": title.to_string() }),
+    );
+    Ok(())
+}
+
+async fn allow_dicom_peer(args: AllowDicomPeerArgs) -> anyhow::Result<()> {
+    let peer = DicomPeer::new(args.calling_ae_title.as_deref(), args.address.as_deref())?;
+    let store = args.store.open().await?;
+    let org_id = existing_org(&store, &args.org).await?;
+    let id = store.add_dicom_peer(org_id, &peer).await?;
+    print(args.json, peer_json(&id, &peer));
+    Ok(())
+}
+
+fn peer_json(id: &str, peer: &DicomPeer) -> serde_json::Value {
+    json!({
+        "id": id,
+        "calling_ae_title": peer.calling_ae_title,
+        "address": peer.address.map(|a| a.to_string()),
+    })
+}
+
+async fn list_dicom_peers(args: OrgArgs) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    let org_id = existing_org(&store, &args.org).await?;
+    let title = store.dicom_ae_title(org_id).await?;
+    let peers: Vec<_> = store
+        .dicom_peers(org_id)
+        .await?
+        .iter()
+        .map(|p| peer_json(&p.id, &p.peer))
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            json!({ "dicom_ae_title": title.map(|t| t.to_string()), "peers": peers })
+        );
+    } else {
+        println!(
+            "dicom_ae_title: {}",
+            title.map(|t| t.to_string()).unwrap_or_default()
+        );
+        if peers.is_empty() {
+            println!("allowed senders: any");
+        }
+        for peer in peers {
+            println!("{peer}");
+        }
+    }
+    Ok(())
+}
+
+async fn remove_dicom_peer(args: RevokeArgs) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    let org_id = existing_org(&store, &args.org).await?;
+    anyhow::ensure!(
+        store.remove_dicom_peer(org_id, &args.id).await?,
+        "organization {org_id} has no DICOM peer {}",
+        args.id
+    );
+    print(args.json, json!({ "removed": args.id }));
     Ok(())
 }
 

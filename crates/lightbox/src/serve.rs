@@ -1,7 +1,8 @@
 use crate::config::{init_logging, LogFormat, StoreArgs};
 use clap::Args;
-use lightbox_api::{ApiConfig, AppState};
+use lightbox_api::{ApiConfig, AppState, DicomConfig};
 use lightbox_blob::BlobStore;
+use lightbox_dicom::ScpConfig;
 use std::io::Write;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -53,6 +54,34 @@ pub struct ServeArgs {
     token_lifetime_hours: u64,
     #[arg(long, env = "LIGHTBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Address for the DICOM receiver (C-ECHO, C-STORE), e.g. `0.0.0.0:11112`;
+    /// port 0 picks a free port. Off when not given.
+    #[arg(long, env = "LIGHTBOX_DICOM_LISTEN")]
+    dicom_listen: Option<String>,
+    /// Largest DICOM instance accepted over DIMSE or STOW-RS, in bytes.
+    #[arg(long, env = "LIGHTBOX_DICOM_MAX_INSTANCE_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    dicom_max_instance_bytes: u64,
+    /// Largest STOW-RS request body, in bytes.
+    #[arg(long, env = "LIGHTBOX_STOW_MAX_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
+    stow_max_bytes: u64,
+    /// Largest PDU the DICOM receiver accepts (and announces), in bytes.
+    #[arg(long, env = "LIGHTBOX_DICOM_MAX_PDU", default_value_t = 116_794,
+          value_parser = clap::value_parser!(u32).range(1018..=16 * 1024 * 1024))]
+    dicom_max_pdu: u32,
+    /// DICOM associations served at once (more wait, then are closed).
+    #[arg(long, env = "LIGHTBOX_DICOM_MAX_ASSOCIATIONS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    dicom_max_associations: u32,
+    /// Seconds a DICOM association may stay silent before it is aborted.
+    #[arg(long, env = "LIGHTBOX_DICOM_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    dicom_idle_timeout_secs: u64,
+    /// Seconds one DICOM association may last.
+    #[arg(
+        long,
+        env = "LIGHTBOX_DICOM_ASSOCIATION_TIMEOUT_SECS",
+        default_value_t = 3600
+    )]
+    dicom_association_timeout_secs: u64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -75,6 +104,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         upload_timeout: Duration::from_secs(args.upload_timeout_secs),
         signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs),
         token_lifetime: Duration::from_secs(args.token_lifetime_hours * 3600),
+        dicom: DicomConfig {
+            max_instance_bytes: args.dicom_max_instance_bytes,
+            max_stow_bytes: args.stow_max_bytes,
+            spool_dir: args.store.data_dir.join("spool"),
+            ..DicomConfig::default()
+        },
         ..ApiConfig::default()
     };
     let blobs = BlobStore::from_url(
@@ -88,6 +123,37 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let dicom = match &args.dicom_listen {
+        Some(dicom_addr) => {
+            let dicom_listener = TcpListener::bind(dicom_addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for DICOM on {dicom_addr}: {e}"))?;
+            let dicom_addr = dicom_listener.local_addr()?;
+            let config = ScpConfig {
+                max_pdu: args.dicom_max_pdu,
+                max_associations: args.dicom_max_associations as usize,
+                idle_timeout: Duration::from_secs(args.dicom_idle_timeout_secs),
+                association_timeout: Duration::from_secs(args.dicom_association_timeout_secs),
+                ..ScpConfig::default()
+            };
+            tracing::info!(addr = %dicom_addr, "dicom receiver ready");
+            // Printed before the HTTP line, which scripts wait for last.
+            println!("dicom listening on {dicom_addr}");
+            let mut stopped = stopped.clone();
+            let ingest = state.ingest.clone();
+            Some(tokio::spawn(lightbox_dicom::serve(
+                dicom_listener,
+                ingest,
+                config,
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    tokio::spawn(sweep_dicom_orphans(state.ingest.clone(), stopped.clone()));
     tracing::info!(%addr, backend, "lightbox ready");
     // One line on stdout that scripts (and the test suite) wait for.
     println!("listening on http://{addr}");
@@ -97,11 +163,39 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let app =
         lightbox_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        })
         .await?;
+    if let Some(dicom) = dicom {
+        let _ = dicom.await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Removes what a crash mid-ingest can leave (unindexed DICOM files, old
+/// spool files): shortly after start, then hourly. Every replica may run it:
+/// it removes only files no index row names and older than the orphan age.
+async fn sweep_dicom_orphans(
+    ingest: lightbox_dicom::Ingest,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    every.reset_after(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        match ingest.sweep().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "dicom: swept orphaned files"),
+            Err(e) => tracing::warn!(error = %e, "dicom: orphan sweep failed"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests then finish before exit.

@@ -131,7 +131,9 @@ pub fn part10_head(head: &[u8], complete: bool) -> Result<Option<Part10Head>, He
     }
     let group = &head[meta_at..meta_at + 12];
     if group[..6] != [0x02, 0x00, 0x00, 0x00, b'U', b'L'] {
-        return Err(HeadError::BadMeta("it does not start with its group length".into()));
+        return Err(HeadError::BadMeta(
+            "it does not start with its group length".into(),
+        ));
     }
     let length = u32::from_le_bytes([group[8], group[9], group[10], group[11]]) as usize;
     if length > MAX_META_BYTES {
@@ -185,10 +187,15 @@ mod tests {
             Err(RelatedError::Unsupported(_))
         ));
         assert!(matches!(
-            related_dicom_boundary(Some(r#"multipart/related; type="application/dicom+json"; boundary=x"#)),
+            related_dicom_boundary(Some(
+                r#"multipart/related; type="application/dicom+json"; boundary=x"#
+            )),
             Err(RelatedError::Unsupported(_))
         ));
-        assert!(matches!(related_dicom_boundary(None), Err(RelatedError::Unsupported(_))));
+        assert!(matches!(
+            related_dicom_boundary(None),
+            Err(RelatedError::Unsupported(_))
+        ));
         assert_eq!(
             related_dicom_boundary(Some("multipart/related; type=application/dicom")),
             Err(RelatedError::NoBoundary)
@@ -218,9 +225,17 @@ mod tests {
             assert_eq!(head.meta.sop_instance_uid, "1.2.3.4");
             assert_eq!(head.meta.transfer_syntax_uid, "1.2.840.10008.1.2.1");
             // Cut short, it asks for more; complete but short, it fails.
-            assert_eq!(part10_head(&bytes[..140], false).unwrap().map(|h| h.data_start), None);
+            assert_eq!(
+                part10_head(&bytes[..140], false)
+                    .unwrap()
+                    .map(|h| h.data_start),
+                None
+            );
             assert!(part10_head(&bytes[..140], true).is_err());
         }
-        assert_eq!(part10_head(&[b'x'; 300], false).unwrap_err(), HeadError::NotPart10);
+        assert_eq!(
+            part10_head(&[b'x'; 300], false).unwrap_err(),
+            HeadError::NotPart10
+        );
     }
 }

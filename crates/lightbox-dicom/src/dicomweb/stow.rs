@@ -35,7 +35,10 @@ pub enum StowError {
 /// What HTTP status the results call for: 200 all stored without warnings,
 /// 202 some stored (or with warnings), 409 none stored.
 pub fn http_status(results: &[PartResult]) -> u16 {
-    let stored = results.iter().filter(|r| matches!(r, PartResult::Stored(_))).count();
+    let stored = results
+        .iter()
+        .filter(|r| matches!(r, PartResult::Stored(_)))
+        .count();
     let clean = results
         .iter()
         .all(|r| matches!(r, PartResult::Stored(o) if o.status() == status::SUCCESS));
@@ -59,8 +62,8 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    let constraints = multer::Constraints::new()
-        .size_limit(multer::SizeLimit::new().whole_stream(max_body));
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(max_body));
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut results = Vec::new();
     loop {
@@ -74,7 +77,10 @@ where
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(MediaType::parse);
-        if kind.as_ref().is_some_and(|k| k.essence != "application/dicom") {
+        if kind
+            .as_ref()
+            .is_some_and(|k| k.essence != "application/dicom")
+        {
             results.push(PartResult::Failed {
                 sop_class_uid: None,
                 sop_instance_uid: None,
@@ -107,11 +113,13 @@ async fn store_part(
     mut field: multer::Field<'static>,
     max_body: u64,
 ) -> Result<PartResult, StowError> {
-    let failed = |meta: Option<&crate::ingest::spool::MetaInfo>, reason: u16, message: String| PartResult::Failed {
-        sop_class_uid: meta.map(|m| m.sop_class_uid.clone()),
-        sop_instance_uid: meta.map(|m| m.sop_instance_uid.clone()),
-        reason,
-        message,
+    let failed = |meta: Option<&crate::ingest::spool::MetaInfo>, reason: u16, message: String| {
+        PartResult::Failed {
+            sop_class_uid: meta.map(|m| m.sop_class_uid.clone()),
+            sop_instance_uid: meta.map(|m| m.sop_instance_uid.clone()),
+            reason,
+            message,
+        }
     };
     // Buffer only until the file meta is complete.
     let mut head = Vec::new();
@@ -142,7 +150,9 @@ async fn store_part(
             return Ok(failed(Some(&meta), e.status(), e.to_string()));
         }
     };
-    let mut trouble: Option<IngestError> = spool_write(&mut spool, &head[parsed.data_start..]).await.err();
+    let mut trouble: Option<IngestError> = spool_write(&mut spool, &head[parsed.data_start..])
+        .await
+        .err();
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
@@ -163,7 +173,10 @@ async fn store_part(
     })
 }
 
-async fn spool_write(spool: &mut crate::ingest::spool::Spool, bytes: &[u8]) -> Result<(), IngestError> {
+async fn spool_write(
+    spool: &mut crate::ingest::spool::Spool,
+    bytes: &[u8],
+) -> Result<(), IngestError> {
     spool.write(bytes).await.map_err(IngestError::from)
 }
 
@@ -191,8 +204,14 @@ pub fn response(results: &[PartResult], base: &str) -> Value {
                     studies.push(&ids.study_instance_uid);
                 }
                 let mut item = Map::new();
-                item.insert("00081150".into(), json!({"vr": "UI", "Value": [ids.sop_class_uid]}));
-                item.insert("00081155".into(), json!({"vr": "UI", "Value": [ids.sop_instance_uid]}));
+                item.insert(
+                    "00081150".into(),
+                    json!({"vr": "UI", "Value": [ids.sop_class_uid]}),
+                );
+                item.insert(
+                    "00081155".into(),
+                    json!({"vr": "UI", "Value": [ids.sop_instance_uid]}),
+                );
                 item.insert(
                     "00081190".into(),
                     json!({"vr": "UR", "Value": [format!(
@@ -201,7 +220,10 @@ pub fn response(results: &[PartResult], base: &str) -> Value {
                     )]}),
                 );
                 if outcome.status() != status::SUCCESS {
-                    item.insert("00081196".into(), json!({"vr": "US", "Value": [outcome.status()]}));
+                    item.insert(
+                        "00081196".into(),
+                        json!({"vr": "US", "Value": [outcome.status()]}),
+                    );
                 }
                 referenced.push(Value::Object(item));
             }
@@ -225,7 +247,10 @@ pub fn response(results: &[PartResult], base: &str) -> Value {
     }
     let mut body = Map::new();
     if let [study] = studies.as_slice() {
-        body.insert("00081190".into(), json!({"vr": "UR", "Value": [format!("{base}/studies/{study}")]}));
+        body.insert(
+            "00081190".into(),
+            json!({"vr": "UR", "Value": [format!("{base}/studies/{study}")]}),
+        );
     }
     if !referenced.is_empty() {
         body.insert("00081199".into(), json!({"vr": "SQ", "Value": referenced}));

@@ -81,9 +81,8 @@ pub fn read(path: &Path) -> Result<Read, AttributeError> {
         .map_err(|e| AttributeError::Unreadable(e.to_string()))?;
     let data: &InMemDicomObject = &obj;
     let uid = |tag: Tag, name: &str| -> Result<String, AttributeError> {
-        let value = text(data, tag).ok_or_else(|| {
-            AttributeError::Invalid(format!("the data set has no {name}"))
-        })?;
+        let value = text(data, tag)
+            .ok_or_else(|| AttributeError::Invalid(format!("the data set has no {name}")))?;
         lightbox_domain::validate::dicom_uid(name, &value)
             .map_err(|e| AttributeError::Invalid(e.to_string()))?;
         Ok(value)
@@ -96,7 +95,9 @@ pub fn read(path: &Path) -> Result<Read, AttributeError> {
     let json = dicom_json::to_value(data)
         .map_err(|e| AttributeError::Unreadable(format!("as DICOM JSON: {e}")))?;
     let Value::Object(mut json) = json else {
-        return Err(AttributeError::Unreadable("DICOM JSON is not an object".into()));
+        return Err(AttributeError::Unreadable(
+            "DICOM JSON is not an object".into(),
+        ));
     };
     leave_out_bulk_data(&mut json, true);
 
@@ -152,7 +153,13 @@ fn text(data: &InMemDicomObject, tag: Tag) -> Option<String> {
 }
 
 fn int(data: &InMemDicomObject, tag: Tag) -> Option<i64> {
-    text(data, tag)?.split('\\').next()?.trim().parse::<f64>().ok().map(|v| v as i64)
+    text(data, tag)?
+        .split('\\')
+        .next()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|v| v as i64)
 }
 
 fn subset(json: &Map<String, Value>, wanted: &[Tag]) -> String {
@@ -171,7 +178,9 @@ fn subset(json: &Map<String, Value>, wanted: &[Tag]) -> String {
 /// resolves), inside sequences by the bare VR (no value kept).
 fn leave_out_bulk_data(elements: &mut Map<String, Value>, top_level: bool) {
     for (tag, element) in elements.iter_mut() {
-        let Value::Object(element) = element else { continue };
+        let Value::Object(element) = element else {
+            continue;
+        };
         let large = element
             .get("InlineBinary")
             .and_then(Value::as_str)
@@ -206,8 +215,14 @@ mod tests {
             "00082112": {"vr": "SQ", "Value": [{"00091010": {"vr": "OB", "InlineBinary": big}}]}
         });
         leave_out_bulk_data(elements.as_object_mut().unwrap(), true);
-        assert_eq!(elements["00091010"], json!({"vr": "OB", "BulkDataURI": "bulk/00091010"}));
+        assert_eq!(
+            elements["00091010"],
+            json!({"vr": "OB", "BulkDataURI": "bulk/00091010"})
+        );
         assert_eq!(elements["00091011"]["InlineBinary"], "AAAA");
-        assert_eq!(elements["00082112"]["Value"][0]["00091010"], json!({"vr": "OB"}));
+        assert_eq!(
+            elements["00082112"]["Value"][0]["00091010"],
+            json!({"vr": "OB"})
+        );
     }
 }

@@ -126,12 +126,20 @@ impl<R: Read + Seek> Walker<R> {
 
     fn u16(&mut self, big: bool) -> Result<u16, LayoutError> {
         let b = self.bytes::<2>()?;
-        Ok(if big { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) })
+        Ok(if big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
     }
 
     fn u32(&mut self, big: bool) -> Result<u32, LayoutError> {
         let b = self.bytes::<4>()?;
-        Ok(if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        Ok(if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
 
     fn header(&mut self, encoding: Encoding) -> Result<Header, LayoutError> {
@@ -148,7 +156,19 @@ impl<R: Read + Seek> Walker<R> {
         let vr = self.bytes::<2>()?;
         let long = matches!(
             &vr,
-            b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
+            b"OB"
+                | b"OD"
+                | b"OF"
+                | b"OL"
+                | b"OV"
+                | b"OW"
+                | b"SQ"
+                | b"SV"
+                | b"UC"
+                | b"UN"
+                | b"UR"
+                | b"UT"
+                | b"UV"
         );
         let length = if long {
             self.bytes::<2>()?;
@@ -176,14 +196,23 @@ impl<R: Read + Seek> Walker<R> {
         self.seek(self.pos + length)
     }
 
-    fn skip_value(&mut self, header: &Header, encoding: Encoding, depth: usize) -> Result<(), LayoutError> {
+    fn skip_value(
+        &mut self,
+        header: &Header,
+        encoding: Encoding,
+        depth: usize,
+    ) -> Result<(), LayoutError> {
         if header.length != UNDEFINED {
             return self.skip(header);
         }
         if depth >= MAX_DEPTH {
             return Err(LayoutError::TooDeep);
         }
-        let inner = if header.implicit_content { Encoding::ImplicitLittle } else { encoding };
+        let inner = if header.implicit_content {
+            Encoding::ImplicitLittle
+        } else {
+            encoding
+        };
         // A sequence (or UN) of undefined length: items until the delimiter.
         loop {
             let item = self.header(inner)?;
@@ -203,7 +232,11 @@ impl<R: Read + Seek> Walker<R> {
         }
     }
 
-    fn pixel_data(&mut self, header: &Header, encoding: Encoding) -> Result<PixelData, LayoutError> {
+    fn pixel_data(
+        &mut self,
+        header: &Header,
+        encoding: Encoding,
+    ) -> Result<PixelData, LayoutError> {
         if header.length != UNDEFINED {
             let offset = self.pos;
             self.skip(header)?;
@@ -315,7 +348,12 @@ mod tests {
     }
 
     fn walk(data: &[u8]) -> Result<Option<PixelData>, LayoutError> {
-        pixel_data(Cursor::new(data), 0, data.len() as u64, Encoding::ExplicitLittle)
+        pixel_data(
+            Cursor::new(data),
+            0,
+            data.len() as u64,
+            Encoding::ExplicitLittle,
+        )
     }
 
     #[test]
@@ -325,13 +363,20 @@ mod tests {
         let mut seq = Vec::new();
         seq.extend_from_slice(&[0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0]);
         seq.extend_from_slice(&UNDEFINED.to_le_bytes());
-        seq.extend(item(ITEM, UNDEFINED, &explicit((0x0008, 0x1150), b"UI", b"1.2")));
+        seq.extend(item(
+            ITEM,
+            UNDEFINED,
+            &explicit((0x0008, 0x1150), b"UI", b"1.2"),
+        ));
         seq.extend(item(ITEM_END, 0, b""));
         seq.extend(item(SEQUENCE_END, 0, b""));
         data.extend(seq);
         let offset = data.len() as u64 + 12;
         data.extend(explicit(PIXEL_DATA, b"OW", &[1, 2, 3, 4]));
-        assert_eq!(walk(&data).unwrap(), Some(PixelData::Native { offset, length: 4 }));
+        assert_eq!(
+            walk(&data).unwrap(),
+            Some(PixelData::Native { offset, length: 4 })
+        );
     }
 
     #[test]
@@ -340,7 +385,10 @@ mod tests {
         data.extend_from_slice(&[0x09, 0x00, 0x10, 0x10, b'O', b'B', 0, 0]);
         data.extend_from_slice(&0x7FFF_FFF0u32.to_le_bytes());
         data.extend_from_slice(b"short");
-        assert!(matches!(walk(&data), Err(LayoutError::TooLong { group: 0x0009, .. })));
+        assert!(matches!(
+            walk(&data),
+            Err(LayoutError::TooLong { group: 0x0009, .. })
+        ));
         assert!(matches!(walk(&data[..5]), Err(LayoutError::Truncated(_))));
     }
 
@@ -379,7 +427,13 @@ mod tests {
         let mut data = item((0x0008, 0x0060), 2, b"CT");
         let offset = data.len() as u64 + 8;
         data.extend(item(PIXEL_DATA, 2, b"px"));
-        let found = pixel_data(Cursor::new(&data), 0, data.len() as u64, Encoding::ImplicitLittle).unwrap();
+        let found = pixel_data(
+            Cursor::new(&data),
+            0,
+            data.len() as u64,
+            Encoding::ImplicitLittle,
+        )
+        .unwrap();
         assert_eq!(found, Some(PixelData::Native { offset, length: 2 }));
     }
 

@@ -144,7 +144,12 @@ pub struct Delivery {
 }
 
 impl Ingest {
-    pub fn new(store: Store, blobs: BlobStore, config: IngestConfig, audit: AuditSink) -> Result<Ingest, std::io::Error> {
+    pub fn new(
+        store: Store,
+        blobs: BlobStore,
+        config: IngestConfig,
+        audit: AuditSink,
+    ) -> Result<Ingest, std::io::Error> {
         std::fs::create_dir_all(&config.spool_dir)?;
         Ok(Ingest {
             store,
@@ -179,7 +184,11 @@ impl Ingest {
     pub async fn finish(&self, delivery: &Delivery, spool: Spool) -> Result<Outcome, IngestError> {
         let result = self.finish_inner(delivery, spool).await;
         let (outcome, resource, status) = match &result {
-            Ok(o) => (AuditOutcome::Success, Some(o.instance().sop_instance_uid.clone()), 200),
+            Ok(o) => (
+                AuditOutcome::Success,
+                Some(o.instance().sop_instance_uid.clone()),
+                200,
+            ),
             Err(IngestError::Storage(_)) => (AuditOutcome::Error, None, 500),
             Err(IngestError::WrongStudy { .. }) => (AuditOutcome::Conflict, None, 409),
             Err(_) => (AuditOutcome::Invalid, None, 400),
@@ -187,20 +196,33 @@ impl Ingest {
         if let Err(e) = &result {
             tracing::info!(org = %delivery.org_id, error = %e, "instance not stored");
         }
-        self.audit(audit_event(delivery, "dicom_instance.store", resource, outcome, status));
+        self.audit(audit_event(
+            delivery,
+            "dicom_instance.store",
+            resource,
+            outcome,
+            status,
+        ));
         result
     }
 
-    async fn finish_inner(&self, delivery: &Delivery, spool: Spool) -> Result<Outcome, IngestError> {
+    async fn finish_inner(
+        &self,
+        delivery: &Delivery,
+        spool: Spool,
+    ) -> Result<Outcome, IngestError> {
         let spooled = spool.finish().await?;
         let checked = {
             let path = spooled.path.path().to_owned();
-            let (meta, data_start, file_len) = (spooled.meta.clone(), spooled.data_start, spooled.file_len);
+            let (meta, data_start, file_len) =
+                (spooled.meta.clone(), spooled.data_start, spooled.file_len);
             let max = self.config.max_instance_bytes;
             let dir = self.config.spool_dir.clone();
-            tokio::task::spawn_blocking(move || check(&path, &meta, data_start, file_len, max, &dir))
-                .await
-                .map_err(|e| IngestError::Storage(format!("checking: {e}")))??
+            tokio::task::spawn_blocking(move || {
+                check(&path, &meta, data_start, file_len, max, &dir)
+            })
+            .await
+            .map_err(|e| IngestError::Storage(format!("checking: {e}")))??
         };
         let mut indexed = checked;
         let ids = InstanceIds {
@@ -241,7 +263,11 @@ impl Ingest {
             DicomSource::Stow { api_key_id } => Some(api_key_id),
             DicomSource::Dimse { .. } => None,
         };
-        match self.store.index_dicom_instance(org, &indexed, api_key).await {
+        match self
+            .store
+            .index_dicom_instance(org, &indexed, api_key)
+            .await
+        {
             Ok(Indexed::Stored { new_study }) => Ok(Outcome::Stored {
                 instance: ids,
                 new_study,
@@ -251,12 +277,18 @@ impl Ingest {
                 if existing.blob_key != key {
                     let _ = self.blobs.delete(&key).await;
                 }
-                Ok(repeat_outcome(&existing.sha256, &indexed.instance.sha256, ids))
+                Ok(repeat_outcome(
+                    &existing.sha256,
+                    &indexed.instance.sha256,
+                    ids,
+                ))
             }
             Err(e) => {
                 let _ = self.blobs.delete(&key).await;
                 Err(match e {
-                    lightbox_domain::Error::Invalid { message, .. } => IngestError::Invalid(message),
+                    lightbox_domain::Error::Invalid { message, .. } => {
+                        IngestError::Invalid(message)
+                    }
                     other => storage(&other),
                 })
             }
@@ -269,9 +301,15 @@ impl Ingest {
     pub async fn sweep(&self) -> Result<usize, IngestError> {
         let cutoff = Timestamp::now().millis() - self.config.orphan_age.as_millis() as i64;
         let mut removed = 0;
-        let listed = self.blobs.list("dicom").await.map_err(|e| IngestError::Storage(e.to_string()))?;
+        let listed = self
+            .blobs
+            .list("dicom")
+            .await
+            .map_err(|e| IngestError::Storage(e.to_string()))?;
         for blob in listed.into_iter().filter(|b| b.modified_ms < cutoff) {
-            let Some((org, sop)) = parse_blob_key(&blob.key) else { continue };
+            let Some((org, sop)) = parse_blob_key(&blob.key) else {
+                continue;
+            };
             let indexed = self
                 .store
                 .dicom_instance(org, &sop)
@@ -279,7 +317,10 @@ impl Ingest {
                 .map_err(|e| IngestError::Storage(e.to_string()))?;
             if indexed.is_none_or(|i| i.blob_key != blob.key) {
                 tracing::info!(key = %blob.key, "removing an unindexed DICOM file");
-                self.blobs.delete(&blob.key).await.map_err(|e| IngestError::Storage(e.to_string()))?;
+                self.blobs
+                    .delete(&blob.key)
+                    .await
+                    .map_err(|e| IngestError::Storage(e.to_string()))?;
                 removed += 1;
             }
         }
@@ -318,7 +359,9 @@ fn parse_blob_key(key: &str) -> Option<(OrgId, String)> {
 }
 
 fn sweep_spool(dir: &Path, age: Duration) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     let mut removed = 0;
     for entry in entries.flatten() {
         let old = entry
@@ -327,7 +370,12 @@ fn sweep_spool(dir: &Path, age: Duration) -> usize {
             .ok()
             .and_then(|m| m.elapsed().ok())
             .is_some_and(|elapsed| elapsed > age);
-        if old && entry.file_name().to_string_lossy().starts_with(spool::SPOOL_PREFIX) {
+        if old
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(spool::SPOOL_PREFIX)
+        {
             removed += usize::from(std::fs::remove_file(entry.path()).is_ok());
         }
     }
@@ -348,19 +396,36 @@ fn check(
     let inflated;
     let (readable, data_start, file_len, encoding) = if meta.transfer_syntax_uid == DEFLATED {
         inflated = inflate(path, data_start, max_inflated, spool_dir, meta)?;
-        let len = std::fs::metadata(inflated.path()).map_err(|e| IngestError::Storage(e.to_string()))?.len();
-        (inflated.path().to_owned(), inflated.data_start, len, layout::Encoding::ExplicitLittle)
+        let len = std::fs::metadata(inflated.path())
+            .map_err(|e| IngestError::Storage(e.to_string()))?
+            .len();
+        (
+            inflated.path().to_owned(),
+            inflated.data_start,
+            len,
+            layout::Encoding::ExplicitLittle,
+        )
     } else {
         let encoding = layout::Encoding::of(&meta.transfer_syntax_uid).ok_or_else(|| {
-            IngestError::Invalid(format!("transfer syntax {} is not supported", meta.transfer_syntax_uid))
+            IngestError::Invalid(format!(
+                "transfer syntax {} is not supported",
+                meta.transfer_syntax_uid
+            ))
         })?;
         (path.to_owned(), data_start, file_len, encoding)
     };
     let file = std::fs::File::open(&readable).map_err(|e| IngestError::Storage(e.to_string()))?;
-    let pixels = layout::pixel_data(std::io::BufReader::new(file), data_start, file_len, encoding)
-        .map_err(|e| IngestError::Invalid(e.to_string()))?;
+    let pixels = layout::pixel_data(
+        std::io::BufReader::new(file),
+        data_start,
+        file_len,
+        encoding,
+    )
+    .map_err(|e| IngestError::Invalid(e.to_string()))?;
     let read = attributes::read(&readable).map_err(|e| match e {
-        attributes::AttributeError::Unreadable(m) | attributes::AttributeError::Invalid(m) => IngestError::Invalid(m),
+        attributes::AttributeError::Unreadable(m) | attributes::AttributeError::Invalid(m) => {
+            IngestError::Invalid(m)
+        }
     })?;
     let mut indexed = read.indexed;
     if indexed.instance.sop_instance_uid != meta.sop_instance_uid.trim_end_matches('\0') {
@@ -407,12 +472,22 @@ impl Inflated {
     }
 }
 
-fn inflate(path: &Path, data_start: u64, max: u64, dir: &Path, meta: &MetaInfo) -> Result<Inflated, IngestError> {
+fn inflate(
+    path: &Path,
+    data_start: u64,
+    max: u64,
+    dir: &Path,
+    meta: &MetaInfo,
+) -> Result<Inflated, IngestError> {
     use std::io::{Seek, SeekFrom};
     let storage = |e: std::io::Error| IngestError::Storage(e.to_string());
     let mut source = std::fs::File::open(path).map_err(storage)?;
     source.seek(SeekFrom::Start(data_start)).map_err(storage)?;
-    let out_path = dir.join(format!("{}inflated-{}", spool::SPOOL_PREFIX, uuid::Uuid::new_v4().simple()));
+    let out_path = dir.join(format!(
+        "{}inflated-{}",
+        spool::SPOOL_PREFIX,
+        uuid::Uuid::new_v4().simple()
+    ));
     let mut out = std::fs::File::create(&out_path).map_err(storage)?;
     let guard = spool::SpoolPath::from(out_path);
     let table = dicom_object::meta::FileMetaTableBuilder::new()
@@ -423,12 +498,16 @@ fn inflate(path: &Path, data_start: u64, max: u64, dir: &Path, meta: &MetaInfo) 
         .map_err(|e| IngestError::Invalid(e.to_string()))?;
     let mut head = vec![0u8; 128];
     head.extend_from_slice(b"DICM");
-    table.write(&mut head).map_err(|e| IngestError::Invalid(e.to_string()))?;
+    table
+        .write(&mut head)
+        .map_err(|e| IngestError::Invalid(e.to_string()))?;
     out.write_all(&head).map_err(storage)?;
     // One byte past the cap tells "too large" from "exactly at the cap".
-    let mut decoder = flate2::read::DeflateDecoder::new(std::io::BufReader::new(source)).take(max + 1);
-    let copied = std::io::copy(&mut decoder, &mut out)
-        .map_err(|e| IngestError::Invalid(format!("the deflated data set cannot be inflated: {e}")))?;
+    let mut decoder =
+        flate2::read::DeflateDecoder::new(std::io::BufReader::new(source)).take(max + 1);
+    let copied = std::io::copy(&mut decoder, &mut out).map_err(|e| {
+        IngestError::Invalid(format!("the deflated data set cannot be inflated: {e}"))
+    })?;
     if copied > max {
         return Err(IngestError::TooLarge { max });
     }
@@ -487,7 +566,10 @@ mod tests {
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
         };
         let key = blob_key(org, &ids, &"ab".repeat(32));
-        assert_eq!(key, format!("dicom/{org}/1.2/1.2.3/1.2.3.4.abababababababab.dcm"));
+        assert_eq!(
+            key,
+            format!("dicom/{org}/1.2/1.2.3/1.2.3.4.abababababababab.dcm")
+        );
         assert_eq!(parse_blob_key(&key), Some((org, "1.2.3.4".to_owned())));
         assert_eq!(parse_blob_key("dicom/nope/1/2/3.x.dcm"), None);
     }

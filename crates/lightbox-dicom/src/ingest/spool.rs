@@ -93,7 +93,11 @@ const WRITE_BUFFER: usize = 1024 * 1024;
 
 impl Spool {
     /// Starts a spool file in `dir` with the file meta for `meta`.
-    pub async fn create(dir: &Path, meta: MetaInfo, max_data_len: u64) -> Result<Spool, SpoolError> {
+    pub async fn create(
+        dir: &Path,
+        meta: MetaInfo,
+        max_data_len: u64,
+    ) -> Result<Spool, SpoolError> {
         let mut builder = FileMetaTableBuilder::new()
             .media_storage_sop_class_uid(&meta.sop_class_uid)
             .media_storage_sop_instance_uid(&meta.sop_instance_uid)
@@ -103,7 +107,9 @@ impl Spool {
         if let Some(ae) = meta.source_ae_title.as_deref().filter(|a| !a.is_empty()) {
             builder = builder.source_application_entity_title(ae);
         }
-        let table = builder.build().map_err(|e| SpoolError::Meta(e.to_string()))?;
+        let table = builder
+            .build()
+            .map_err(|e| SpoolError::Meta(e.to_string()))?;
         let mut head = vec![0u8; 128];
         head.extend_from_slice(b"DICM");
         table
@@ -213,7 +219,10 @@ mod tests {
         spool.write(b"abc").await.unwrap();
         spool.write(b"def").await.unwrap();
         assert!(spool.over_limit());
-        assert!(matches!(spool.finish().await, Err(SpoolError::TooLarge { max: 4 })));
+        assert!(matches!(
+            spool.finish().await,
+            Err(SpoolError::TooLarge { max: 4 })
+        ));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

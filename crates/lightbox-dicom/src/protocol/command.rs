@@ -34,8 +34,9 @@ pub struct CommandError(String);
 
 impl Command {
     pub fn parse(bytes: &[u8]) -> Result<Command, CommandError> {
-        let obj = InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-            .map_err(|e| CommandError(e.to_string()))?;
+        let obj =
+            InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+                .map_err(|e| CommandError(e.to_string()))?;
         let uint = |tag| -> Result<Option<u16>, CommandError> {
             match obj.get(tag) {
                 Some(e) => e
@@ -121,7 +122,11 @@ mod tests {
 
     fn request(field: u16, id: u16, data: bool) -> Vec<u8> {
         let obj = InMemDicomObject::command_from_element_iter([
-            DataElement::new(tags::AFFECTED_SOP_CLASS_UID, VR::UI, PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2\0")),
+            DataElement::new(
+                tags::AFFECTED_SOP_CLASS_UID,
+                VR::UI,
+                PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2\0"),
+            ),
             DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(field)),
             DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(id)),
             DataElement::new(
@@ -129,10 +134,15 @@ mod tests {
                 VR::US,
                 PrimitiveValue::from(if data { 0x0000u16 } else { NO_DATA_SET }),
             ),
-            DataElement::new(tags::AFFECTED_SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.3.4")),
+            DataElement::new(
+                tags::AFFECTED_SOP_INSTANCE_UID,
+                VR::UI,
+                PrimitiveValue::from("1.2.3.4"),
+            ),
         ]);
         let mut bytes = Vec::new();
-        obj.write_dataset_with_ts(&mut bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased()).unwrap();
+        obj.write_dataset_with_ts(&mut bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+            .unwrap();
         bytes
     }
 
@@ -141,8 +151,14 @@ mod tests {
         let command = Command::parse(&request(field::C_STORE_RQ, 7, true)).unwrap();
         assert_eq!(command.field, field::C_STORE_RQ);
         assert_eq!(command.message_id, 7);
-        assert_eq!(command.affected_sop_class_uid.as_deref(), Some("1.2.840.10008.5.1.4.1.1.2"));
-        assert_eq!(command.affected_sop_instance_uid.as_deref(), Some("1.2.3.4"));
+        assert_eq!(
+            command.affected_sop_class_uid.as_deref(),
+            Some("1.2.840.10008.5.1.4.1.1.2")
+        );
+        assert_eq!(
+            command.affected_sop_instance_uid.as_deref(),
+            Some("1.2.3.4")
+        );
         assert!(command.has_data_set);
     }
 
@@ -152,9 +168,22 @@ mod tests {
         assert!(!echo.has_data_set);
         let response = Command::parse(&echo.response(0x0000)).unwrap();
         assert_eq!(response.field, 0x8030);
-        let obj = InMemDicomObject::read_dataset_with_ts(&echo.response(0xB006)[..], &IMPLICIT_VR_LITTLE_ENDIAN.erased()).unwrap();
-        assert_eq!(obj.get(tags::MESSAGE_ID_BEING_RESPONDED_TO).unwrap().to_int::<u16>().unwrap(), 41);
-        assert_eq!(obj.get(tags::STATUS).unwrap().to_int::<u16>().unwrap(), 0xB006);
+        let obj = InMemDicomObject::read_dataset_with_ts(
+            &echo.response(0xB006)[..],
+            &IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+        )
+        .unwrap();
+        assert_eq!(
+            obj.get(tags::MESSAGE_ID_BEING_RESPONDED_TO)
+                .unwrap()
+                .to_int::<u16>()
+                .unwrap(),
+            41
+        );
+        assert_eq!(
+            obj.get(tags::STATUS).unwrap().to_int::<u16>().unwrap(),
+            0xB006
+        );
     }
 
     #[test]

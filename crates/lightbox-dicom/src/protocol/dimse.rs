@@ -112,12 +112,21 @@ mod tests {
 
     fn c_store(message_id: u16) -> Vec<u8> {
         let obj = InMemDicomObject::command_from_element_iter([
-            DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(field::C_STORE_RQ)),
+            DataElement::new(
+                tags::COMMAND_FIELD,
+                VR::US,
+                PrimitiveValue::from(field::C_STORE_RQ),
+            ),
             DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(message_id)),
-            DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(0u16)),
+            DataElement::new(
+                tags::COMMAND_DATA_SET_TYPE,
+                VR::US,
+                PrimitiveValue::from(0u16),
+            ),
         ]);
         let mut bytes = Vec::new();
-        obj.write_dataset_with_ts(&mut bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased()).unwrap();
+        obj.write_dataset_with_ts(&mut bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+            .unwrap();
         bytes
     }
 
@@ -135,21 +144,44 @@ mod tests {
         let bytes = c_store(9);
         let third = bytes.len() / 3;
         let mut assembler = Assembler::new();
-        assert!(assembler.push(pdv(3, PDataValueType::Command, false, &bytes[..third])).unwrap().is_none());
-        assert!(assembler.push(pdv(3, PDataValueType::Command, false, &bytes[third..2 * third])).unwrap().is_none());
-        match assembler.push(pdv(3, PDataValueType::Command, true, &bytes[2 * third..])).unwrap() {
-            Some(Event::Command { context_id: 3, command }) => {
+        assert!(assembler
+            .push(pdv(3, PDataValueType::Command, false, &bytes[..third]))
+            .unwrap()
+            .is_none());
+        assert!(assembler
+            .push(pdv(
+                3,
+                PDataValueType::Command,
+                false,
+                &bytes[third..2 * third]
+            ))
+            .unwrap()
+            .is_none());
+        match assembler
+            .push(pdv(3, PDataValueType::Command, true, &bytes[2 * third..]))
+            .unwrap()
+        {
+            Some(Event::Command {
+                context_id: 3,
+                command,
+            }) => {
                 assert_eq!(command.message_id, 9);
                 assert!(command.has_data_set);
             }
             other => panic!("expected a command, got {other:?}"),
         }
-        let data = assembler.push(pdv(3, PDataValueType::Data, false, b"ab")).unwrap();
+        let data = assembler
+            .push(pdv(3, PDataValueType::Data, false, b"ab"))
+            .unwrap();
         assert!(matches!(data, Some(Event::Data { last: false, .. })));
-        let data = assembler.push(pdv(3, PDataValueType::Data, true, b"cd")).unwrap();
+        let data = assembler
+            .push(pdv(3, PDataValueType::Data, true, b"cd"))
+            .unwrap();
         assert!(matches!(data, Some(Event::Data { last: true, .. })));
         // The next message starts cleanly.
-        assert!(assembler.push(pdv(3, PDataValueType::Data, true, b"x")).is_err());
+        assert!(assembler
+            .push(pdv(3, PDataValueType::Data, true, b"x"))
+            .is_err());
     }
 
     #[test]
@@ -178,14 +210,27 @@ mod tests {
     #[test]
     fn a_command_without_data_leaves_no_data_expected() {
         let obj = InMemDicomObject::command_from_element_iter([
-            DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(field::C_ECHO_RQ)),
+            DataElement::new(
+                tags::COMMAND_FIELD,
+                VR::US,
+                PrimitiveValue::from(field::C_ECHO_RQ),
+            ),
             DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(1u16)),
-            DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(NO_DATA_SET)),
+            DataElement::new(
+                tags::COMMAND_DATA_SET_TYPE,
+                VR::US,
+                PrimitiveValue::from(NO_DATA_SET),
+            ),
         ]);
         let mut bytes = Vec::new();
-        obj.write_dataset_with_ts(&mut bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased()).unwrap();
+        obj.write_dataset_with_ts(&mut bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+            .unwrap();
         let mut assembler = Assembler::new();
-        assembler.push(pdv(1, PDataValueType::Command, true, &bytes)).unwrap();
-        assert!(assembler.push(pdv(1, PDataValueType::Data, true, b"x")).is_err());
+        assembler
+            .push(pdv(1, PDataValueType::Command, true, &bytes))
+            .unwrap();
+        assert!(assembler
+            .push(pdv(1, PDataValueType::Data, true, b"x"))
+            .is_err());
     }
 }

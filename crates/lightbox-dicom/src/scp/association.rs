@@ -31,7 +31,13 @@ struct Pending {
     refusal: u16,
 }
 
-pub(super) async fn run(socket: TcpStream, peer: SocketAddr, ingest: Ingest, routes: Routes, config: &ScpConfig) {
+pub(super) async fn run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    ingest: Ingest,
+    routes: Routes,
+    config: &ScpConfig,
+) {
     let snapshot = match routes.current().await {
         Ok(routes) => routes,
         Err(e) => {
@@ -56,7 +62,8 @@ pub(super) async fn run(socket: TcpStream, peer: SocketAddr, ingest: Ingest, rou
     for ts in TransferSyntaxRegistry.iter() {
         options = options.with_transfer_syntax(ts.uid());
     }
-    let established = tokio::time::timeout(config.establish_timeout, options.establish_async(socket)).await;
+    let established =
+        tokio::time::timeout(config.establish_timeout, options.establish_async(socket)).await;
     let decision = decision.lock().expect("not poisoned").take();
     let mut association = match (established, decision) {
         (Ok(Ok(association)), Some(Decision::Accepted { org_id })) => (association, org_id),
@@ -74,7 +81,13 @@ pub(super) async fn run(socket: TcpStream, peer: SocketAddr, ingest: Ingest, rou
                 },
                 expected_study: None,
             };
-            ingest.audit(audit_event(&delivery, "dicom_association.open", None, AuditOutcome::Denied, 403));
+            ingest.audit(audit_event(
+                &delivery,
+                "dicom_association.open",
+                None,
+                AuditOutcome::Denied,
+                403,
+            ));
             return;
         }
         (Ok(Err(e)), _) => {
@@ -100,7 +113,13 @@ pub(super) async fn run(socket: TcpStream, peer: SocketAddr, ingest: Ingest, rou
         },
         expected_study: None,
     };
-    ingest.audit(audit_event(&delivery, "dicom_association.open", None, AuditOutcome::Success, 200));
+    ingest.audit(audit_event(
+        &delivery,
+        "dicom_association.open",
+        None,
+        AuditOutcome::Success,
+        200,
+    ));
     tracing::info!(%peer, org = %org_id, calling = assoc.peer_ae_title(), "dicom: association accepted");
 
     let ended = serve_requests(assoc, &ingest, &delivery, config).await;
@@ -135,9 +154,13 @@ async fn serve_requests(
     let mut assembler = Assembler::new();
     let mut pending: Option<Pending> = None;
     loop {
-        let wait = config.idle_timeout.min(deadline.saturating_duration_since(Instant::now()));
+        let wait = config
+            .idle_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
         let pdu = match tokio::time::timeout(wait, assoc.receive()).await {
-            Err(_) if Instant::now() >= deadline => return Ended::Abort("association time limit".into()),
+            Err(_) if Instant::now() >= deadline => {
+                return Ended::Abort("association time limit".into())
+            }
             Err(_) => return Ended::Abort("idle timeout".into()),
             Ok(Err(e)) => {
                 // A closed socket or a PDU over our maximum: whatever was
@@ -151,7 +174,14 @@ async fn serve_requests(
             Pdu::PData { data } => data,
             Pdu::ReleaseRQ => return Ended::Released,
             Pdu::AbortRQ { .. } => return Ended::Aborted,
-            other => return Ended::Abort(format!("unexpected PDU {other:?}").chars().take(120).collect()),
+            other => {
+                return Ended::Abort(
+                    format!("unexpected PDU {other:?}")
+                        .chars()
+                        .take(120)
+                        .collect(),
+                )
+            }
         };
         for value in values {
             let event = match assembler.push(value) {
@@ -160,13 +190,14 @@ async fn serve_requests(
                 Err(e) => return Ended::Abort(e.to_string()),
             };
             match event {
-                Event::Command { context_id, command } => {
-                    match start(assoc, ingest, delivery, context_id, command).await {
-                        Ok(Some(next)) => pending = Some(next),
-                        Ok(None) => {}
-                        Err(why) => return Ended::Abort(why),
-                    }
-                }
+                Event::Command {
+                    context_id,
+                    command,
+                } => match start(assoc, ingest, delivery, context_id, command).await {
+                    Ok(Some(next)) => pending = Some(next),
+                    Ok(None) => {}
+                    Err(why) => return Ended::Abort(why),
+                },
                 Event::Data { bytes, last, .. } => {
                     let Some(request) = pending.as_mut() else {
                         return Ended::Abort("data without a request".into());
@@ -187,7 +218,9 @@ async fn serve_requests(
                             },
                             None => request.refusal,
                         };
-                        if let Err(e) = respond(assoc, request.context_id, &request.command, code).await {
+                        if let Err(e) =
+                            respond(assoc, request.context_id, &request.command, code).await
+                        {
                             return Ended::Abort(e);
                         }
                     }
@@ -238,7 +271,9 @@ async fn start(
         return Ok(Some(request));
     };
     let calling = match &delivery.source {
-        DicomSource::Dimse { calling_ae_title, .. } => Some(calling_ae_title.clone()),
+        DicomSource::Dimse {
+            calling_ae_title, ..
+        } => Some(calling_ae_title.clone()),
         DicomSource::Stow { .. } => None,
     };
     let meta = MetaInfo {
@@ -271,5 +306,8 @@ async fn respond(
             data: command.response(code),
         }],
     };
-    assoc.send(&pdu).await.map_err(|e| format!("cannot answer: {e}"))
+    assoc
+        .send(&pdu)
+        .await
+        .map_err(|e| format!("cannot answer: {e}"))
 }

@@ -16,8 +16,8 @@
 mod association;
 
 use crate::ingest::Ingest;
-use dicom_ul::pdu::AssociationRJServiceUserReason;
 use dicom_ul::association::server::AccessControl;
+use dicom_ul::pdu::AssociationRJServiceUserReason;
 use lightbox_domain::dicom::DicomPeer;
 use lightbox_domain::OrgId;
 use std::collections::HashMap;
@@ -132,7 +132,10 @@ impl AccessControl for Access {
             ),
             Some(route)
                 if !route.peers.is_empty()
-                    && !route.peers.iter().any(|p| p.admits(calling_ae_title, self.peer)) =>
+                    && !route
+                        .peers
+                        .iter()
+                        .any(|p| p.admits(calling_ae_title, self.peer)) =>
             {
                 (
                     Decision::PeerNotAllowed {
@@ -183,20 +186,29 @@ pub async fn serve(
         };
         // Reap finished associations so the set stays small.
         while running.try_join_next().is_some() {}
-        let (ingest, config, routes, permits) =
-            (ingest.clone(), config.clone(), routes.clone(), permits.clone());
+        let (ingest, config, routes, permits) = (
+            ingest.clone(),
+            config.clone(),
+            routes.clone(),
+            permits.clone(),
+        );
         running.spawn(async move {
-            let permit = match tokio::time::timeout(config.establish_timeout, permits.acquire_owned()).await {
-                Ok(Ok(permit)) => permit,
-                _ => {
-                    tracing::warn!(%peer, "dicom: too many associations; connection closed");
-                    return;
-                }
-            };
+            let permit =
+                match tokio::time::timeout(config.establish_timeout, permits.acquire_owned()).await
+                {
+                    Ok(Ok(permit)) => permit,
+                    _ => {
+                        tracing::warn!(%peer, "dicom: too many associations; connection closed");
+                        return;
+                    }
+                };
             association::run(socket, peer, ingest, routes, &config).await;
             drop(permit);
         });
     }
-    tracing::info!(associations = running.len(), "dicom: waiting for associations to finish");
+    tracing::info!(
+        associations = running.len(),
+        "dicom: waiting for associations to finish"
+    );
     while running.join_next().await.is_some() {}
 }
