@@ -117,6 +117,7 @@ class Org:
     api_key_id: str
     client_id: str = ""  # OAuth client credentials for the Images API
     client_secret: str = ""
+    dicom_ae_title: str = ""  # the called AE title DIMSE senders use
     _clients: list = field(default_factory=list, repr=False)
 
     def client(self, **kwargs) -> avara.Avara:
@@ -155,6 +156,7 @@ class LightboxServer:
         self.env.update(extra_env or {})
         self.log_path = data_dir / "server.log"
         self.base_url = ""
+        self.dicom_addr: Optional[tuple[str, int]] = None  # with --dicom-listen
         self.proc: Optional[subprocess.Popen] = None
 
     # -- process lifecycle
@@ -182,10 +184,18 @@ class LightboxServer:
             lines.put(None)
 
         threading.Thread(target=pump, daemon=True).start()
-        try:
-            line = lines.get(timeout=STARTUP_TIMEOUT_S)
-        except queue.Empty:
-            line = "<nothing within the timeout>"
+        def next_line() -> Optional[str]:
+            try:
+                return lines.get(timeout=STARTUP_TIMEOUT_S)
+            except queue.Empty:
+                return "<nothing within the timeout>"
+
+        line = next_line()
+        dicom_prefix = "dicom listening on "
+        if line is not None and line.startswith(dicom_prefix):
+            host, port = line[len(dicom_prefix):].strip().rsplit(":", 1)
+            self.dicom_addr = (host, int(port))
+            line = next_line()
         prefix = "listening on "
         if line is None or not line.startswith(prefix):
             self.stop(check=False)
@@ -275,6 +285,7 @@ class LightboxServer:
             api_key_id=out["api_key_id"],
             client_id=out["client_id"],
             client_secret=out["client_secret"],
+            dicom_ae_title=out["dicom_ae_title"],
         )
 
     # -- SDK

@@ -64,9 +64,11 @@ pub struct ServeArgs {
     /// Largest STOW-RS request body, in bytes.
     #[arg(long, env = "LIGHTBOX_STOW_MAX_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
     stow_max_bytes: u64,
-    /// Largest PDU the DICOM receiver accepts (and announces), in bytes.
+    /// Largest PDU the DICOM receiver accepts (and announces), in bytes. A
+    /// larger PDU aborts the association. It bounds association requests too,
+    /// so it is at least 16 KiB (a sender proposing many contexts needs that).
     #[arg(long, env = "LIGHTBOX_DICOM_MAX_PDU", default_value_t = 116_794,
-          value_parser = clap::value_parser!(u32).range(1018..=16 * 1024 * 1024))]
+          value_parser = clap::value_parser!(u32).range(16_384..=16 * 1024 * 1024))]
     dicom_max_pdu: u32,
     /// DICOM associations served at once (more wait, then are closed).
     #[arg(long, env = "LIGHTBOX_DICOM_MAX_ASSOCIATIONS", default_value_t = 64,

@@ -1,5 +1,5 @@
 //! Where things lie in a stored file: the element headers of the data set
-//! are walked (values skipped, never read) up to Pixel Data, so that every
+//! are walked (values skipped, never read) to its end, so that every
 //! declared length is checked against the file before anything parses values
 //! (a length larger than the file is refused here, not allocated later), and
 //! so that WADO-RS can serve a frame with one ranged read.
@@ -79,8 +79,9 @@ struct Header {
     implicit_content: bool,
 }
 
-/// Walks the data set that starts at `start` and runs to `end` (the file's
-/// length) up to the top-level Pixel Data, checking every length on the way.
+/// Walks the whole data set that starts at `start` and runs to `end` (the
+/// file's length), checking every length on the way, and returns where the
+/// top-level Pixel Data lies.
 pub fn pixel_data<R: Read + Seek>(
     reader: R,
     start: u64,
@@ -93,14 +94,16 @@ pub fn pixel_data<R: Read + Seek>(
         end,
     };
     walker.seek(start)?;
+    let mut pixels = None;
     while walker.pos < walker.end {
         let header = walker.header(encoding)?;
-        if header.tag == PIXEL_DATA {
-            return walker.pixel_data(&header, encoding).map(Some);
+        if header.tag == PIXEL_DATA && pixels.is_none() {
+            pixels = Some(walker.pixel_data(&header, encoding)?);
+        } else {
+            walker.skip_value(&header, encoding, 0)?;
         }
-        walker.skip_value(&header, encoding, 0)?;
     }
-    Ok(None)
+    Ok(pixels)
 }
 
 impl<R: Read + Seek> Walker<R> {

@@ -543,7 +543,7 @@ pub fn audit_event(
         actor_kind,
         actor_id,
         action: action.to_owned(),
-        resource_type: Some("dicom_instance".into()),
+        resource_type: action.split_once('.').map(|(kind, _)| kind.to_owned()),
         resource_id,
         outcome,
         status,

@@ -38,7 +38,8 @@ pub(super) async fn run(
     routes: Routes,
     config: &ScpConfig,
 ) {
-    let snapshot = match routes.current().await {
+    let called = super::peek_called_title(&socket, config.establish_timeout).await;
+    let snapshot = match routes.current(called.as_deref()).await {
         Ok(routes) => routes,
         Err(e) => {
             tracing::error!(error = %e, "dicom: cannot load AE titles; connection closed");
@@ -71,12 +72,12 @@ pub(super) async fn run(
             tracing::warn!(%peer, called, "dicom: association rejected: called AE title not recognized");
             return;
         }
-        (Ok(Err(_)), Some(Decision::PeerNotAllowed { org_id })) => {
-            tracing::warn!(%peer, org = %org_id, "dicom: association rejected: sender not allowed");
+        (Ok(Err(_)), Some(Decision::PeerNotAllowed { org_id, calling })) => {
+            tracing::warn!(%peer, org = %org_id, calling, "dicom: association rejected: sender not allowed");
             let delivery = Delivery {
                 org_id,
                 source: DicomSource::Dimse {
-                    calling_ae_title: String::new(),
+                    calling_ae_title: calling,
                     address: Some(peer.ip()),
                 },
                 expected_study: None,

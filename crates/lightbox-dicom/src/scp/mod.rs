@@ -69,10 +69,16 @@ struct Routes {
 const ROUTES_TTL: Duration = Duration::from_secs(1);
 
 impl Routes {
-    async fn current(&self) -> Result<Arc<HashMap<String, Route>>, lightbox_store::StoreError> {
+    /// The routes, reloaded when older than a second or when they do not
+    /// know `called` (an organization created a moment ago).
+    async fn current(
+        &self,
+        called: Option<&str>,
+    ) -> Result<Arc<HashMap<String, Route>>, lightbox_store::StoreError> {
         let mut cached = self.cached.lock().await;
         if let Some((at, routes)) = cached.as_ref() {
-            if at.elapsed() < ROUTES_TTL {
+            let knows = called.is_none_or(|c| routes.contains_key(c));
+            if at.elapsed() < ROUTES_TTL && knows {
                 return Ok(routes.clone());
             }
         }
@@ -111,7 +117,7 @@ struct Access {
 enum Decision {
     Accepted { org_id: OrgId },
     UnknownTitle { called: String },
-    PeerNotAllowed { org_id: OrgId },
+    PeerNotAllowed { org_id: OrgId, calling: String },
 }
 
 impl AccessControl for Access {
@@ -140,6 +146,7 @@ impl AccessControl for Access {
                 (
                     Decision::PeerNotAllowed {
                         org_id: route.org_id,
+                        calling: calling_ae_title.trim().to_owned(),
                     },
                     Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized),
                 )
@@ -153,6 +160,28 @@ impl AccessControl for Access {
         };
         *self.decision.lock().expect("not poisoned") = Some(decision);
         result
+    }
+}
+
+/// The called AE title of the A-ASSOCIATE-RQ waiting on `socket`, read
+/// without consuming it (PS3.8 9.3.2: bytes 10..26), so the access check can
+/// use routes that know it. None when the first bytes are no such request.
+async fn peek_called_title(socket: &tokio::net::TcpStream, wait: Duration) -> Option<String> {
+    let mut head = [0u8; 26];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let n = tokio::time::timeout_at(deadline, socket.peek(&mut head))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 || head[0] != 0x01 {
+            return None;
+        }
+        if n >= head.len() {
+            let title = String::from_utf8_lossy(&head[10..26]).trim().to_owned();
+            return Some(title);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

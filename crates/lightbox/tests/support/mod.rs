@@ -6,6 +6,8 @@
 //! database there, dropped afterwards.
 #![allow(dead_code)]
 
+pub mod dicom;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
@@ -92,6 +94,8 @@ pub struct TestServer {
     extra_args: Vec<String>,
     pub backend: Backend,
     pub base: String,
+    /// The DICOM receiver's address, when started with `--dicom-listen`.
+    pub dicom: Option<String>,
     pub data_dir: TempDir,
     db: Option<ThrowawayDb>,
     http: reqwest::Client,
@@ -106,6 +110,8 @@ pub struct Org {
     pub api_key_id: String,
     pub client_id: String,
     pub client_secret: String,
+    /// The called AE title DICOM senders use to reach the organization.
+    pub dicom_ae_title: String,
 }
 
 impl TestServer {
@@ -121,7 +127,7 @@ impl TestServer {
             Backend::Postgres => Some(ThrowawayDb::create().await),
         };
         let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
-        let (child, base) = spawn(
+        let (child, base, dicom) = spawn(
             &data_dir,
             db.as_ref().map(|d| d.url.as_str()),
             &extra_args,
@@ -129,6 +135,7 @@ impl TestServer {
         );
         TestServer {
             child,
+            dicom,
             extra_args,
             backend,
             base,
@@ -158,9 +165,11 @@ impl TestServer {
     /// Starts the server again on the same data and address.
     pub fn restart(&mut self) {
         let addr = self.base.trim_start_matches("http://").to_owned();
-        let (child, base) = spawn(&self.data_dir, self.database_url(), &self.extra_args, &addr);
+        let (child, base, dicom) =
+            spawn(&self.data_dir, self.database_url(), &self.extra_args, &addr);
         self.child = child;
         self.base = base;
+        self.dicom = dicom;
     }
 
     /// The server process id (e.g. to read its memory use from /proc).
@@ -253,6 +262,7 @@ impl TestServer {
             api_key_id: s("api_key_id"),
             client_id: s("client_id"),
             client_secret: s("client_secret"),
+            dicom_ae_title: s("dicom_ae_title"),
         }
     }
 
@@ -302,13 +312,14 @@ impl TestServer {
     }
 }
 
-/// Runs `lightbox serve` and waits for its "listening on" line.
+/// Runs `lightbox serve` and waits for its "listening on" line (after the
+/// "dicom listening on" line, when the DICOM receiver is on).
 fn spawn(
     data_dir: &TempDir,
     database_url: Option<&str>,
     extra_args: &[String],
     listen: &str,
-) -> (Child, String) {
+) -> (Child, String, Option<String>) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -326,15 +337,22 @@ fn spawn(
         command.env("DATABASE_URL", url);
     }
     let mut child = command.spawn().expect("start lightbox");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let Some(base) = line.trim().strip_prefix("listening on ") else {
-        let log = std::fs::read_to_string(data_dir.path().join("server.log")).unwrap_or_default();
-        panic!("lightbox did not start: {line:?}\n{log}")
-    };
-    (child, base.to_owned())
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut dicom = None;
+    loop {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        if let Some(addr) = line.trim().strip_prefix("dicom listening on ") {
+            dicom = Some(addr.to_owned());
+            continue;
+        }
+        let Some(base) = line.trim().strip_prefix("listening on ") else {
+            let log =
+                std::fs::read_to_string(data_dir.path().join("server.log")).unwrap_or_default();
+            panic!("lightbox did not start: {line:?}\n{log}")
+        };
+        return (child, base.to_owned(), dicom);
+    }
 }
 
 impl Drop for TestServer {
