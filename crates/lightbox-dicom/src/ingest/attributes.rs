@@ -3,6 +3,7 @@
 //! attributes of its patient, study, series and instance, and the instance
 //! as DICOM JSON with bulk data left out.
 
+use super::charset;
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
@@ -92,25 +93,42 @@ pub fn read(path: &Path) -> Result<Read, AttributeError> {
     let sop_instance_uid = uid(tags::SOP_INSTANCE_UID, "SOPInstanceUID")?;
     let sop_class_uid = uid(tags::SOP_CLASS_UID, "SOPClassUID")?;
 
-    let json = dicom_json::to_value(data)
+    let mut json = dicom_json::to_value(data)
         .map_err(|e| AttributeError::Unreadable(format!("as DICOM JSON: {e}")))?;
+    let charset = data
+        .get(tags::SPECIFIC_CHARACTER_SET)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.into_owned())
+        .filter(|s| charset::uses_code_extensions(s));
+    if let Some(charset) = &charset {
+        redecode_strings(&mut json, charset);
+    }
     let Value::Object(mut json) = json else {
         return Err(AttributeError::Unreadable(
             "DICOM JSON is not an object".into(),
         ));
     };
     leave_out_bulk_data(&mut json, true);
+    let text = |data: &InMemDicomObject, tag: Tag| {
+        let value = text(data, tag)?;
+        Some(match &charset {
+            Some(charset) => charset::redecode(&value, charset).unwrap_or(value),
+            None => value,
+        })
+    };
 
+    // Trailing empty component groups of a person name carry nothing (PS3.5 6.2).
+    let name = |tag| text(data, tag).map(|n| n.trim_end_matches(['=', '^']).to_owned());
     let study = StudyAttributes {
         study_instance_uid,
-        patient_name: text(data, tags::PATIENT_NAME),
+        patient_name: name(tags::PATIENT_NAME),
         patient_id: text(data, tags::PATIENT_ID),
         patient_birth_date: text(data, tags::PATIENT_BIRTH_DATE),
         patient_sex: text(data, tags::PATIENT_SEX),
         study_date: text(data, tags::STUDY_DATE),
         study_time: text(data, tags::STUDY_TIME),
         accession_number: text(data, tags::ACCESSION_NUMBER),
-        referring_physician_name: text(data, tags::REFERRING_PHYSICIAN_NAME),
+        referring_physician_name: name(tags::REFERRING_PHYSICIAN_NAME),
         study_id: text(data, tags::STUDY_ID),
         study_description: text(data, tags::STUDY_DESCRIPTION),
         json: subset(&json, STUDY_TAGS),
@@ -143,6 +161,21 @@ pub fn read(path: &Path) -> Result<Read, AttributeError> {
         },
         sop_class_uid,
     })
+}
+
+/// Decodes again every string under `value` (DICOM JSON) that dicom-rs left
+/// byte for byte under ISO 2022 code extensions.
+fn redecode_strings(value: &mut Value, charset: &str) {
+    match value {
+        Value::String(s) => {
+            if let Some(decoded) = charset::redecode(s, charset) {
+                *s = decoded;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redecode_strings(v, charset)),
+        Value::Object(map) => map.values_mut().for_each(|v| redecode_strings(v, charset)),
+        _ => {}
+    }
 }
 
 /// The element's value as text, trimmed; None when absent or empty.

@@ -7,6 +7,7 @@
 //! without its file.
 
 pub mod attributes;
+pub mod charset;
 pub mod layout;
 pub mod spool;
 
