@@ -77,6 +77,12 @@ pub struct ServeArgs {
     /// Seconds a DICOM association may stay silent before it is aborted.
     #[arg(long, env = "LIGHTBOX_DICOM_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     dicom_idle_timeout_secs: u64,
+    /// Seconds an unindexed DICOM file (left by a crash mid-ingest) must be
+    /// old before the sweep removes it; the sweep runs a minute after start
+    /// (or after this many seconds, if fewer), then hourly.
+    #[arg(long, env = "LIGHTBOX_DICOM_ORPHAN_AGE_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    dicom_orphan_age_secs: u64,
     /// Seconds one DICOM association may last.
     #[arg(
         long,
@@ -110,7 +116,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_instance_bytes: args.dicom_max_instance_bytes,
             max_stow_bytes: args.stow_max_bytes,
             spool_dir: args.store.data_dir.join("spool"),
-            ..DicomConfig::default()
+            orphan_age: Duration::from_secs(args.dicom_orphan_age_secs),
         },
         ..ApiConfig::default()
     };
@@ -185,8 +191,10 @@ async fn sweep_dicom_orphans(
     ingest: lightbox_dicom::Ingest,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    every.reset_after(Duration::from_secs(60));
+    let age = ingest.config().orphan_age;
+    let mut every =
+        tokio::time::interval(Duration::from_secs(3600).min(age.max(Duration::from_secs(1))));
+    every.reset_after(Duration::from_secs(60).min(age));
     loop {
         tokio::select! {
             _ = every.tick() => {}

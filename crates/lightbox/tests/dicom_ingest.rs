@@ -15,6 +15,7 @@ on_both_backends!(
     a_modality_sends_two_patients_studies_and_they_appear_on_the_worklist,
     called_ae_titles_and_allowed_senders_decide_who_may_send,
     images_never_overwrite_what_people_set_on_an_ordered_study,
+    many_modalities_send_at_once,
 );
 
 const DICOMDIR_PATIENTS: [&str; 3] = ["77654033", "98892001", "98892003"];
@@ -324,4 +325,31 @@ async fn images_never_overwrite_what_people_set_on_an_ordered_study(backend: Bac
     assert_eq!(studies[0]["studyDescription"], "Ordered: chest CT");
     assert_eq!(studies[0]["severity"], "stat");
     assert_eq!(studies[0]["isCancelled"], true);
+}
+
+/// Six modalities send at once, three of them the same studies to one
+/// organization (racing to create the same worklist studies and series):
+/// every association succeeds and each organization ends with its six studies.
+async fn many_modalities_send_at_once(backend: Backend) {
+    let server = std::sync::Arc::new(start(backend).await);
+    let orgs: Vec<Org> = (0..4)
+        .map(|i| server.create_org(&format!("Clinic {i}")))
+        .collect();
+    let senders: Vec<_> = (0..6)
+        .map(|i| {
+            let (server, title) = (
+                server.clone(),
+                orgs[i % 3 + usize::from(i >= 3)].dicom_ae_title.clone(),
+            );
+            std::thread::spawn(move || server.storescu(&title, &["+sd", "+r"], &dicomdir_folders()))
+        })
+        .collect();
+    for sender in senders {
+        let sent = sender.join().unwrap();
+        assert!(sent.ok, "{}", sent.log);
+    }
+    for org in &orgs {
+        let studies = worklist(&server, org).await;
+        assert_eq!(studies.len(), 6, "{}: {studies:?}", org.dicom_ae_title);
+    }
 }

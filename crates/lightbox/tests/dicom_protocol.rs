@@ -460,3 +460,66 @@ async fn garbage_on_the_port_is_dropped_and_the_receiver_keeps_serving() {
     let echo = server.echoscu(&acme.dicom_ae_title, "CT1");
     assert!(echo.ok, "{}", echo.log);
 }
+
+/// An association that goes silent is aborted after the idle timeout, and
+/// the instance it was sending is not kept.
+#[tokio::test]
+async fn a_silent_association_is_aborted_after_the_idle_timeout() {
+    let server = start(&["--dicom-idle-timeout-secs", "1"]).await;
+    let acme = server.create_org("Acme");
+    let mut assoc = server.associate(
+        &acme.dicom_ae_title,
+        &[(dcm::CT_IMAGE_STORAGE, dcm::EXPLICIT_LE)],
+    );
+    let context = assoc.presentation_contexts()[0].id;
+    let sop = unique_uid();
+    assoc
+        .send(&Pdu::PData {
+            data: vec![dcm::pdv(context, true, true, &dcm::c_store_rq(1, &sop))],
+        })
+        .unwrap();
+    assoc
+        .send(&Pdu::PData {
+            data: vec![dcm::pdv(context, false, false, b"\x08\x00\x16\x00")],
+        })
+        .unwrap();
+    let started = std::time::Instant::now();
+    let ended = assoc.receive();
+    assert!(
+        matches!(ended, Ok(Pdu::AbortRQ { .. }) | Err(_)),
+        "expected an abort, got {ended:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(spool_files(&server), Vec::<String>::new());
+    assert_eq!(studies(&server, &acme).await, Vec::<Value>::new());
+}
+
+/// A file in the archive that no index row names (what a crash between
+/// storing a file and indexing it leaves) is removed by the sweep once it
+/// is older than the orphan age; indexed files stay.
+#[tokio::test]
+async fn unindexed_files_are_swept_and_indexed_ones_stay() {
+    let server = start(&["--dicom-orphan-age-secs", "1"]).await;
+    let acme = server.create_org("Acme");
+    let folder = test_files().join("dicomdirtests/77654033");
+    let sent = server.storescu(&acme.dicom_ae_title, &["+sd", "+r"], &[folder]);
+    assert!(sent.ok, "{}", sent.log);
+    let archive = server.data_dir.path().join("blobs/dicom");
+    let indexed = walk(&archive);
+    assert_eq!(indexed.len(), 7);
+    let orphan = archive
+        .join(&acme.org_id)
+        .join("1.2.3/1.2.3.4/1.2.3.4.5.0123456789abcdef.dcm");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, b"left by a crash").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while orphan.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(!orphan.exists(), "the unindexed file is still there");
+    let mut left = walk(&archive);
+    left.sort();
+    let mut expected = indexed.clone();
+    expected.sort();
+    assert_eq!(left, expected, "the sweep removed indexed files");
+}
