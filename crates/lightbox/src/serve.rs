@@ -88,8 +88,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backend, "lightbox ready");
-    // One line on stdout that scripts (and the test suite) wait for.
+    // The log record (JSON with `--log-format json`, on stderr) and one plain
+    // line on stdout that scripts (and the test suite) wait for.
+    tracing::info!(%addr, backend, "listening on http://{addr}");
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
 
