@@ -279,7 +279,12 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .flatten()
 }
 
-fn add_errors(operation: &mut Operation, product: Product, has_path_params: bool, uses_blobs: bool) {
+fn add_errors(
+    operation: &mut Operation,
+    product: Product,
+    has_path_params: bool,
+    uses_blobs: bool,
+) {
     let authenticated = operation.security.is_some();
     let mut statuses = vec![
         (

@@ -28,10 +28,19 @@ async fn a_parameter_given_twice_is_a_400_naming_it_on_every_viewer_list(backend
     for (path, parameter) in [
         ("/v1/viewer/studies?severity=stat&severity=high", "severity"),
         ("/v1/viewer/studies?severity=stat&severity=stat", "severity"),
-        ("/v1/viewer/studies?limit=5&studyDescription=ct&limit=10", "limit"),
+        (
+            "/v1/viewer/studies?limit=5&studyDescription=ct&limit=10",
+            "limit",
+        ),
         ("/v1/viewer/users?level=admin&level=reader", "level"),
-        ("/v1/viewer/users/invitations?status=sent&status=revoked", "status"),
-        ("/v1/audit/events?action=study.read&action=study.create", "action"),
+        (
+            "/v1/viewer/users/invitations?status=sent&status=revoked",
+            "status",
+        ),
+        (
+            "/v1/audit/events?action=study.read&action=study.create",
+            "action",
+        ),
         // Percent-encoded names are the same parameter.
         ("/v1/viewer/studies?cursor=a&%63ursor=b", "cursor"),
     ] {
@@ -65,8 +74,14 @@ async fn a_parameter_given_twice_is_a_400_naming_it_on_every_images_list(backend
     assert_eq!(once.body.as_array().unwrap().len(), 1);
 
     for (path, parameter) in [
-        ("/images/v1?patient_id=patient-1&patient_id=patient-2", "patient_id"),
-        ("/images/v1?sort_field=updatedAt&sort_field=updatedAt", "sort_field"),
+        (
+            "/images/v1?patient_id=patient-1&patient_id=patient-2",
+            "patient_id",
+        ),
+        (
+            "/images/v1?sort_field=updatedAt&sort_field=updatedAt",
+            "sort_field",
+        ),
         (
             "/images/v1/updates/scan?since=2024-01-01T00:00:00Z&since=2025-01-01T00:00:00Z",
             "since",
@@ -77,6 +92,9 @@ async fn a_parameter_given_twice_is_a_400_naming_it_on_every_images_list(backend
         assert_eq!(r.body["errorName"], "BadRequestError", "{path}");
         assert_eq!(r.body["content"]["data"]["field"], parameter, "{path}");
         let message = r.body["content"]["message"].as_str().unwrap();
-        assert!(message.contains(&format!("`{parameter}`")), "{path}: {message}");
+        assert!(
+            message.contains(&format!("`{parameter}`")),
+            "{path}: {message}"
+        );
     }
 }
