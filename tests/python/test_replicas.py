@@ -28,7 +28,7 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
 
 
 class Pair:
-    """Replica A and replica B, and one organization made through A's admin CLI."""
+    """Replica A and replica B of one deployment."""
 
     def __init__(self, a: LightboxServer, b: LightboxServer):
         self.a, self.b = a, b
