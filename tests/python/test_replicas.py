@@ -243,3 +243,45 @@ def test_each_request_is_audited_once_whichever_replica_served_it(pair: Pair, ac
             if event.get("requestId") in ids:
                 seen[event["requestId"]] = seen.get(event["requestId"], 0) + 1
         assert seen == {request_id: 1 for request_id in ids}, seen
+
+
+def test_the_rate_limit_is_counted_per_replica(backend: Backend, tmp_path_factory) -> None:
+    """The one thing replicas do not share (docs/operations.md): each counts a
+    credential's requests itself, so spread over two a client gets twice the
+    burst before both answer 429."""
+    if backend.name != "postgres":
+        pytest.skip("replicas share a PostgreSQL database")
+    limited = [
+        LightboxServer(
+            backend, tmp_path_factory.mktemp(f"limited-{name}"),
+            ("--rate-limit-per-second", "1", "--rate-limit-burst", "3"),
+        )
+        for name in "ab"
+    ]
+    try:
+        for server in limited:
+            server.start()
+        org = limited[0].new_org()
+
+        def status(server: LightboxServer) -> int:
+            return httpx.get(
+                f"{server.base_url}/v1/viewer/studies",
+                headers={"authorization": f"Bearer {org.api_key}"}, timeout=10,
+            ).status_code
+
+        def burst(server: LightboxServer) -> list[int]:
+            """Statuses until the first 429 (one token comes back per second, so
+            a slow machine may see a 200 or two past the burst)."""
+            seen = [status(server) for _ in range(3)]
+            while seen[-1] != 429 and len(seen) < 10:
+                seen.append(status(server))
+            return seen
+
+        first = burst(limited[0])
+        assert first[:3] == [200] * 3 and first[-1] == 429, first
+        # The other replica has not seen this key: a full burst of its own.
+        second = burst(limited[1])
+        assert second[:3] == [200] * 3 and second[-1] == 429, second
+    finally:
+        for server in limited:
+            server.stop()
