@@ -12,6 +12,7 @@ in one process; every port is picked free here, so parallel runs do not clash.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -96,9 +97,13 @@ class SeaweedS3:
             "-volume.max=4", "-master.volumeSizeLimitMB=64", "-master.electionTimeout=1s",
             *(f"-{name}={port}" for name, port in self._ports.items()),
         ]
+        # weed puts its log files in the temp dir: keep them in ours.
+        tmp = self.workdir / "tmp"
+        tmp.mkdir(exist_ok=True)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, "TMPDIR": str(tmp)},
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
@@ -136,6 +141,12 @@ class SeaweedS3:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+            # Its unix sockets are always made in /tmp, named by port; a killed
+            # weed leaves them behind.
+            ours = {str(port) for port in (self.port, *self._ports.values())}
+            for sock in Path("/tmp").glob("seaweedfs-*.sock"):
+                if sock.stem.rsplit("-", 1)[-1] in ours:
+                    sock.unlink(missing_ok=True)
         self.proc = None
         if getattr(self, "_log", None):
             self._log.close()
