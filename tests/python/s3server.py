@@ -70,13 +70,13 @@ class SeaweedS3:
         """Lightbox's settings for image bytes under `prefix` in `bucket`."""
         return {**self.env, "LIGHTBOX_BLOB_URL": f"s3://{bucket}/{prefix}"}
 
-    def client(self, secret_key: str = SECRET_KEY):
+    def client(self):
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=secret_key,
+            aws_secret_access_key=SECRET_KEY,
             config=Config(signature_version="s3v4", retries={"max_attempts": 1}),
         )
 
@@ -94,7 +94,9 @@ class SeaweedS3:
             str(weed), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-filer", "-s3", f"-s3.port={self.port}", f"-s3.config={config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-            "-volume.max=4", "-master.volumeSizeLimitMB=64", "-master.electionTimeout=1s",
+            "-volume.max=4", "-master.volumeSizeLimitMB=64",
+            # A restarted master elects itself in about a second instead of 15.
+            "-master.electionTimeout=1s",
             *(f"-{name}={port}" for name, port in self._ports.items()),
         ]
         # weed puts its log files in the temp dir: keep them in ours.
