@@ -30,6 +30,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from s3server import S3_BUCKET, SeaweedS3
+
 REPO = Path(__file__).resolve().parents[2]
 LIGHTBOX_BIN = Path(os.environ.get("LIGHTBOX_BIN", REPO / "target" / "debug" / "lightbox"))
 DEFAULT_PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -317,6 +319,18 @@ def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A SigV4-verifying S3 server (SeaweedFS, see s3server.py) on loopback, with one bucket."""
+    server = SeaweedS3(tmp_path_factory.mktemp("s3"))
+    server.start()
+    try:
+        server.create_bucket(S3_BUCKET)
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -1,18 +1,17 @@
 """Pre-encounter Images through the official candidhealth 1.37.0 SDK, on SQLite
-and PostgreSQL (local blob backend), and on a real S3-compatible server (moto's
-server mode, started here) for the S3 backend's presigned URLs."""
+and PostgreSQL (local blob backend), and on a real S3-compatible server that
+verifies SigV4 signatures and presigned-URL expiry (SeaweedFS, started here;
+see s3server.py) for the S3 backend's presigned URLs."""
 
 from __future__ import annotations
 
-import os
+import re
 import secrets
 import socket
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
+from urllib.parse import urlsplit
 
 import avara
 import httpx
@@ -35,6 +34,7 @@ from candid.resources.pre_encounter.resources.images.resources.v_1 import (
 )
 
 from conftest import Backend, LightboxServer, Org
+from s3server import S3_BUCKET, SeaweedS3
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
@@ -325,76 +325,17 @@ def test_organizations_are_isolated(images: CandidApiClient, other_images: Candi
 
 # --------------------------------------------------------------------------- S3 backend
 
-S3_BUCKET = "lightbox-images"
 S3_PREFIX = "tenant-a/images"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def s3_env(s3: SeaweedS3, prefix: str = S3_PREFIX) -> dict[str, str]:
+    return s3.lightbox_env(S3_BUCKET, prefix)
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's S3-compatible server on a free loopback port, with one bucket."""
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    moto_server = Path(sys.executable).with_name("moto_server")
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen(
-        [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{endpoint}/moto-api/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "moto_server exited"
-            assert time.monotonic() < deadline, "moto_server did not start"
-            time.sleep(0.1)
-        s3 = _s3(endpoint)
-        s3.create_bucket(Bucket=S3_BUCKET)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "lightbox-test",
-    "AWS_SECRET_ACCESS_KEY": "lightbox-test-secret",
-    "AWS_REGION": "us-east-1",
-}
-
-
-def _s3(endpoint: str):
-    import boto3  # comes with moto
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=S3_ENV["AWS_REGION"],
-        aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
-
-
-@pytest.fixture(scope="session")
-def s3_server(backend: Backend, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LightboxServer]:
+def s3_server(backend: Backend, s3: SeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LightboxServer]:
     """Lightbox with its image bytes in the S3 bucket (standard AWS_* settings)."""
-    env = {
-        **S3_ENV,
-        "LIGHTBOX_BLOB_URL": f"s3://{S3_BUCKET}/{S3_PREFIX}",
-        "AWS_ENDPOINT": s3_endpoint,
-        "AWS_ALLOW_HTTP": "true",
-    }
-    srv = LightboxServer(backend, tmp_path_factory.mktemp(f"lightbox-s3-{backend.name}"), extra_env=env)
+    srv = LightboxServer(backend, tmp_path_factory.mktemp(f"lightbox-s3-{backend.name}"), extra_env=s3_env(s3))
     srv.start()
     try:
         yield srv
@@ -402,17 +343,12 @@ def s3_server(backend: Backend, s3_endpoint: str, tmp_path_factory: pytest.TempP
         srv.stop()
 
 
-def _keys(endpoint: str, prefix: str) -> list[str]:
-    listing = _s3(endpoint).list_objects_v2(Bucket=S3_BUCKET, Prefix=prefix)
-    return sorted(o["Key"] for o in listing.get("Contents", []))
-
-
-def test_s3_presigned_upload_and_read(s3_server: LightboxServer, s3_endpoint: str) -> None:
+def test_s3_presigned_upload_and_read(s3_server: LightboxServer, s3: SeaweedS3) -> None:
     org = s3_server.new_org()
     api = org.images_client().pre_encounter.images.v_1
     image = api.create(request=mutable("s3.png"))
     # A real S3 presigned PUT on the bucket's endpoint, not a Lightbox link.
-    assert image.signed_url.startswith(f"{s3_endpoint}/{S3_BUCKET}/{S3_PREFIX}/{org.org_id}/{image.id}/")
+    assert image.signed_url.startswith(f"{s3.endpoint}/{S3_BUCKET}/{S3_PREFIX}/{org.org_id}/{image.id}/")
     assert "X-Amz-Signature=" in image.signed_url
     # Without uploaded bytes, UPLOADED is refused.
     with pytest.raises(ApiError) as e:
@@ -430,12 +366,12 @@ def test_s3_presigned_upload_and_read(s3_server: LightboxServer, s3_endpoint: st
     assert back.status_code == 200
     assert back.content == data
     # The verified object is the only one left: the upload object was moved.
-    keys = _keys(s3_endpoint, f"{S3_PREFIX}/{org.org_id}/{image.id}/")
+    keys = s3.keys(S3_BUCKET, f"{S3_PREFIX}/{org.org_id}/{image.id}/")
     assert len(keys) == 1 and "upload-" not in keys[0], keys
     org.close()
 
 
-def test_s3_uploads_are_verified_before_they_become_readable(s3_server: LightboxServer, s3_endpoint: str) -> None:
+def test_s3_uploads_are_verified_before_they_become_readable(s3_server: LightboxServer, s3: SeaweedS3) -> None:
     org = s3_server.new_org()
     api = org.images_client().pre_encounter.images.v_1
     image = api.create(request=mutable("claims-png.png"))
@@ -444,7 +380,7 @@ def test_s3_uploads_are_verified_before_they_become_readable(s3_server: Lightbox
         api.update(id=image.id, version="1", request=as_fields(image, status=ImageStatus.UPLOADED))
     assert e.value.status_code == 415
     assert e.value.body["errorName"] == "InvalidContentTypeError"
-    assert _keys(s3_endpoint, f"{S3_PREFIX}/{org.org_id}/{image.id}/") == []
+    assert s3.keys(S3_BUCKET, f"{S3_PREFIX}/{org.org_id}/{image.id}/") == []
     still = api.get(id=image.id)
     assert still.version == 1 and still.status == ImageStatus.PENDING
     # The client can upload again, correctly this time.
@@ -460,13 +396,8 @@ def test_s3_uploads_are_verified_before_they_become_readable(s3_server: Lightbox
     other.close()
 
 
-def test_s3_oversize_uploads_are_refused(backend: Backend, s3_endpoint: str, tmp_path_factory) -> None:
-    env = {
-        **S3_ENV,
-        "LIGHTBOX_BLOB_URL": f"s3://{S3_BUCKET}/small-{secrets.token_hex(4)}",
-        "AWS_ENDPOINT": s3_endpoint,
-        "AWS_ALLOW_HTTP": "true",
-    }
+def test_s3_oversize_uploads_are_refused(backend: Backend, s3: SeaweedS3, tmp_path_factory) -> None:
+    env = s3_env(s3, f"small-{secrets.token_hex(4)}")
     srv = LightboxServer(backend, tmp_path_factory.mktemp("lightbox-s3-small"), ("--max-upload-bytes", "1024"), env)
     srv.start()
     try:
@@ -481,3 +412,133 @@ def test_s3_oversize_uploads_are_refused(backend: Backend, s3_endpoint: str, tmp
         assert api.get(id=image.id).version == 1
     finally:
         srv.stop()
+
+
+def _signature(url: str) -> str:
+    return re.search(r"X-Amz-Signature=([0-9a-f]{64})", url).group(1)
+
+
+def _flipped(url: str) -> str:
+    """`url` with the last digit of its signature changed."""
+    sig = _signature(url)
+    return url.replace(sig, sig[:-1] + ("0" if sig[-1] != "0" else "1"))
+
+
+def test_s3_refuses_tampered_retargeted_and_expired_presigned_urls(
+    s3_server: LightboxServer, s3: SeaweedS3, backend: Backend, tmp_path_factory
+) -> None:
+    """What the local backend refuses with 403 (crates/lightbox/tests/images.rs,
+    `signed_urls_are_bound_to_their_object_and_expire`), S3 refuses too: the
+    bucket checks the signature Lightbox made, so no URL can be bent to another
+    object, another method or a longer life."""
+    org = s3_server.new_org()
+    api = org.images_client().pre_encounter.images.v_1
+    a = api.create(request=mutable("a.png"))
+    b = api.create(request=mutable("b.png"))
+    mine = f"{S3_PREFIX}/{org.org_id}/"
+    a_path, a_query = a.signed_url.split("?", 1)
+    b_path = b.signed_url.split("?", 1)[0]
+    for label, url in [
+        ("signature changed", _flipped(a.signed_url)),
+        ("expiry lengthened", re.sub(r"X-Amz-Expires=\d+", "X-Amz-Expires=604800", a.signed_url)),
+        ("no signature", a_path),
+        ("another object's path", f"{b_path}?{a_query}"),
+        ("another key's signature", f"{a_path}?{a_query.replace(_signature(a.signed_url), _signature(b.signed_url))}"),
+    ]:
+        r = put(url, PNG)
+        assert r.status_code == 403, f"{label}: {r.status_code} {r.text}"
+    assert s3.keys(S3_BUCKET, mine) == [], "nothing refused was stored"
+    # An upload link does not read.
+    assert read(a.signed_url).status_code == 403
+
+    # Each link still takes its own upload; the read link then reads and only reads.
+    assert put(a.signed_url, PNG).status_code == 200
+    done = api.update(id=a.id, version="1", request=as_fields(a, status=ImageStatus.UPLOADED))
+    assert read(_flipped(done.signed_url)).status_code == 403
+    assert put(done.signed_url, JPEG).status_code == 403
+    assert read(done.signed_url).content == PNG
+    assert put(b.signed_url, PNG).status_code == 200
+
+    # Expired: a server whose links live one second (S3 signs to the second).
+    srv = LightboxServer(
+        backend, tmp_path_factory.mktemp("lightbox-s3-short"), ("--signed-url-ttl-secs", "1"),
+        s3_env(s3, f"short-{secrets.token_hex(4)}"),
+    )
+    srv.start()
+    try:
+        org = srv.new_org()
+        api = org.images_client().pre_encounter.images.v_1
+        late = api.create(request=mutable("late.png"))
+        time.sleep(2.5)
+        r = put(late.signed_url, PNG)
+        assert r.status_code == 403 and "expired" in r.text, r.text
+        # A fresh link works.
+        assert put(api.get(id=late.id).signed_url, PNG).status_code == 200
+        org.close()
+    finally:
+        srv.stop()
+
+
+def _cut_upload(url: str, data: bytes, sent: int) -> None:
+    """Starts a PUT of `data` to `url` and drops the connection after `sent` bytes."""
+    parts = urlsplit(url)
+    head = (
+        f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(head.encode() + data[:sent])
+        time.sleep(0.3)
+
+
+def test_s3_unreachable_mid_upload_leaves_nothing_indexed(backend: Backend, tmp_path_factory) -> None:
+    """A client whose upload is cut off, then a bucket that goes away: the image
+    stays PENDING with no bytes, each step answers a clear error in time, and
+    the same link works once the bucket is back."""
+    s3 = SeaweedS3(tmp_path_factory.mktemp("s3-flaky"))
+    s3.start()
+    srv: Optional[LightboxServer] = None
+    try:
+        s3.create_bucket(S3_BUCKET)
+        srv = LightboxServer(backend, tmp_path_factory.mktemp("lightbox-s3-flaky"), extra_env=s3_env(s3, "flaky"))
+        srv.start()
+        org = srv.new_org()
+        api = org.images_client().pre_encounter.images.v_1
+        image = api.create(request=mutable("cut.png"))
+        uploaded = as_fields(image, status=ImageStatus.UPLOADED)
+
+        # The connection drops halfway through the body: S3 keeps nothing,
+        # and Lightbox will not call the image UPLOADED.
+        _cut_upload(image.signed_url, png_of(200_000, 5), sent=100_000)
+        assert s3.keys(S3_BUCKET, "flaky/") == []
+        with pytest.raises(ApiError) as e:
+            api.update(id=image.id, version="1", request=uploaded)
+        assert e.value.status_code == 422
+
+        # The bucket goes away: a clear 503 in the Images envelope, soon.
+        s3.stop()
+        started = time.monotonic()
+        with pytest.raises(ApiError) as e:
+            api.update(id=image.id, version="1", request=uploaded)
+        assert time.monotonic() - started < 20
+        assert e.value.status_code == 503
+        assert e.value.body["errorName"] == "InternalError"
+        assert "storage is unavailable" in e.value.body["content"]["message"]
+        ready = httpx.get(f"{srv.base_url}/readyz", timeout=30)
+        assert ready.status_code == 503 and ready.json()["checks"]["blobStore"] == "failed"
+        # Nothing was indexed: still version 1, PENDING, in get and search alike.
+        still = api.get(id=image.id)
+        assert still.version == 1 and still.status == ImageStatus.PENDING
+        assert [(i.id, i.status) for i in api.get_multi()] == [(image.id, ImageStatus.PENDING)]
+
+        # The bucket is back: the same upload link works, and so does UPLOADED.
+        s3.start()
+        assert put(image.signed_url, PNG).status_code == 200
+        done = api.update(id=image.id, version="1", request=uploaded)
+        assert done.version == 2 and done.status == ImageStatus.UPLOADED
+        assert read(done.signed_url).content == PNG
+        org.close()
+    finally:
+        if srv is not None:
+            srv.stop()
+        s3.stop()

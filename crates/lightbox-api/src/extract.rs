@@ -109,30 +109,44 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
     }
 }
 
-/// The query string as a map. A repeated key keeps its last value; keys the
-/// endpoint does not know are ignored.
+/// The query string as a map. Keys the endpoint does not know are ignored; a
+/// key given twice is a 400 naming it, on every endpoint: no parameter takes
+/// several values (lists are comma-joined into one, as the Viewer SDK sends
+/// them), and answering for the last value would silently drop the others.
 pub struct QueryMap(pub HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+        let pairs = axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
-            .map_err(|e: QueryRejection| ApiError::bad_request(e.body_text()))
-            .and_then(|q| {
-                // PostgreSQL cannot compare text with NUL in it; no parameter needs one.
-                if let Some((key, _)) =
-                    q.0.iter()
-                        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "query parameter `{}` must not contain NUL characters",
-                        key.replace('\0', "")
-                    )));
-                }
-                Ok(QueryMap(q.0.into_iter().collect()))
-            })
+            .map_err(|e: QueryRejection| ApiError::bad_request(e.body_text()))?
+            .0;
+        let mut map = HashMap::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            // PostgreSQL cannot compare text with NUL in it; no parameter needs one.
+            if key.contains('\0') || value.contains('\0') {
+                let key = key.replace('\0', "");
+                return Err(lightbox_domain::Error::invalid(
+                    key.clone(),
+                    format!("query parameter `{key}` must not contain NUL characters"),
+                )
+                .into());
+            }
+            if map.contains_key(&key) {
+                return Err(lightbox_domain::Error::invalid(
+                    key.clone(),
+                    format!(
+                        "query parameter `{key}` is given more than once; \
+                         each parameter takes one value"
+                    ),
+                )
+                .into());
+            }
+            map.insert(key, value);
+        }
+        Ok(QueryMap(map))
     }
 }
 

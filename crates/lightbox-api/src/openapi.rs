@@ -258,8 +258,10 @@ impl Modify for ErrorResponses {
             } else {
                 continue;
             };
+            // Every Images operation but the token endpoint signs or moves image bytes.
+            let uses_blobs = product == Product::Images && !path.starts_with("/api/auth/");
             for operation in operations(item) {
-                add_errors(operation, product, path.contains('{'));
+                add_errors(operation, product, path.contains('{'), uses_blobs);
             }
         }
     }
@@ -277,7 +279,12 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .flatten()
 }
 
-fn add_errors(operation: &mut Operation, product: Product, has_path_params: bool) {
+fn add_errors(
+    operation: &mut Operation,
+    product: Product,
+    has_path_params: bool,
+    uses_blobs: bool,
+) {
     let authenticated = operation.security.is_some();
     let mut statuses = vec![
         (
@@ -305,6 +312,12 @@ fn add_errors(operation: &mut Operation, product: Product, has_path_params: bool
             statuses.push((409, "Conflicts with the current state of the resource"));
             statuses.push((422, "Valid, but not applicable to this resource"));
         }
+    }
+    if uses_blobs {
+        statuses.push((
+            503,
+            "Image storage is unavailable; nothing was changed, retry later",
+        ));
     }
     let schema = match product {
         Product::Viewer => "ViewerError",

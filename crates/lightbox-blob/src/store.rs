@@ -28,6 +28,7 @@ pub enum BlobError {
     /// The upload was cut short by the client (or its connection).
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),
+    /// The storage failed or could not be reached (the detail is for the log).
     #[error("blob storage: {0}")]
     Storage(String),
 }
@@ -44,6 +45,18 @@ impl From<object_store::Error> for BlobError {
             object_store::Error::NotFound { .. } => BlobError::Missing,
             other => BlobError::Storage(other.to_string()),
         }
+    }
+}
+
+/// How long a request that needs the bucket keeps retrying it. object_store's
+/// default (10 retries within 3 minutes) outlives the request timeout, so an
+/// unreachable bucket could end in a bare 408; a few quick retries ride out a
+/// blip and then say "storage unavailable" while the client still listens.
+fn s3_retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(10),
+        ..Default::default()
     }
 }
 
@@ -89,6 +102,7 @@ impl BlobStore {
         }
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
+            .with_retry(s3_retry())
             .build()?;
         Ok(BlobStore {
             backend: Backend::S3 {

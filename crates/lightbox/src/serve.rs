@@ -145,7 +145,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 association_timeout: Duration::from_secs(args.dicom_association_timeout_secs),
                 ..ScpConfig::default()
             };
-            tracing::info!(addr = %dicom_addr, "dicom receiver ready");
+            tracing::info!(addr = %dicom_addr, "dicom listening on {dicom_addr}");
             // Printed before the HTTP line, which scripts wait for last.
             println!("dicom listening on {dicom_addr}");
             let mut stopped = stopped.clone();
@@ -162,8 +162,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     tokio::spawn(sweep_dicom_orphans(state.ingest.clone(), stopped.clone()));
-    tracing::info!(%addr, backend, "lightbox ready");
-    // One line on stdout that scripts (and the test suite) wait for.
+    // The log record (JSON with `--log-format json`, on stderr) and one plain
+    // line on stdout that scripts (and the test suite) wait for.
+    tracing::info!(%addr, backend, "listening on http://{addr}");
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
 

@@ -183,6 +183,15 @@ async fn json_logs_carry_request_ids(backend: Backend) {
         .iter()
         .any(|l| l["span"]["request_id"] == generated.as_str()));
     assert!(!log.contains(&org.api_key), "API keys stay out of logs");
+    // The listening record is JSON too; stdout kept its plain line (the harness read it).
+    let listening = lines
+        .iter()
+        .find(|l| l["fields"]["addr"].is_string())
+        .unwrap_or_else(|| panic!("no listening record:\n{log}"));
+    assert_eq!(
+        listening["fields"]["message"],
+        format!("listening on {}", server.base)
+    );
 }
 
 on_both_backends!(

@@ -40,7 +40,15 @@ pub(super) fn blob_error(e: BlobError) -> ApiError {
         ),
         BlobError::Missing => Error::NotFound(e.to_string()).into(),
         BlobError::Interrupted(_) => ApiError::bad_request(e.to_string()),
-        BlobError::Storage(detail) => Error::Internal(detail).into(),
+        // Nothing was recorded: the caller can retry once the storage is back.
+        BlobError::Storage(detail) => {
+            tracing::error!(error = %detail, "blob storage failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "image storage is unavailable; nothing was changed, try again later",
+            )
+        }
     }
 }
 
