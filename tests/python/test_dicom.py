@@ -21,7 +21,9 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE, StoragePresentationContexts
 
 from conftest import Backend, LightboxServer, Org
-from test_images import S3_BUCKET, S3_ENV, S3_PREFIX, _keys, s3_endpoint  # noqa: F401 (fixture)
+from s3server import S3_BUCKET, SeaweedS3
+
+S3_PREFIX = "tenant-b/archive"
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 CHARSET_FILES = Path(pydicom.data.__file__).parent / "charset_files"
@@ -289,8 +291,8 @@ def test_specific_character_sets_are_decoded_into_the_index(dicom_server: Lightb
 
 
 @pytest.fixture(scope="module")
-def s3_dicom_server(backend: Backend, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LightboxServer]:  # noqa: F811
-    env = {**S3_ENV, "LIGHTBOX_BLOB_URL": f"s3://{S3_BUCKET}/{S3_PREFIX}", "AWS_ENDPOINT": s3_endpoint, "AWS_ALLOW_HTTP": "true"}
+def s3_dicom_server(backend: Backend, s3: SeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LightboxServer]:
+    env = s3.lightbox_env(S3_BUCKET, S3_PREFIX)
     srv = LightboxServer(backend, tmp_path_factory.mktemp(f"lightbox-dicom-s3-{backend.name}"), ("--dicom-listen", "127.0.0.1:0"), env)
     srv.start()
     try:
@@ -299,7 +301,7 @@ def s3_dicom_server(backend: Backend, s3_endpoint: str, tmp_path_factory: pytest
         srv.stop()
 
 
-def test_the_archive_on_s3_keeps_dimse_and_stow_instances(s3_dicom_server: LightboxServer, s3_endpoint: str) -> None:  # noqa: F811
+def test_the_archive_on_s3_keeps_dimse_and_stow_instances(s3_dicom_server: LightboxServer, s3: SeaweedS3) -> None:
     org = s3_dicom_server.new_org()
     over_stow = fresh("CT_small.dcm")
     dicomweb(s3_dicom_server, org).store_instances([over_stow])
@@ -310,7 +312,7 @@ def test_the_archive_on_s3_keeps_dimse_and_stow_instances(s3_dicom_server: Light
     assoc = ae.associate(host, port, ae_title=org.dicom_ae_title)
     assert assoc.send_c_store(over_dimse).Status == 0x0000
     assoc.release()
-    keys = _keys(s3_endpoint, f"{S3_PREFIX}/dicom/{org.org_id}/")
+    keys = s3.keys(S3_BUCKET, f"{S3_PREFIX}/dicom/{org.org_id}/")
     assert len(keys) == 2, keys
     for ds in (over_stow, over_dimse):
         back = dicomweb(s3_dicom_server, org).retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
