@@ -93,8 +93,10 @@ pub struct ImagesError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImagesErrorContent {
     pub message: String,
+    /// Boxed: a JSON value is large (serde_json keeps object order in this
+    /// workspace), and every `Result` of the client carries this error.
     #[serde(default)]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Box<serde_json::Value>>,
     /// Set on a `VersionConflictError`: the version stored now.
     #[serde(default)]
     pub latest_version: Option<i64>,

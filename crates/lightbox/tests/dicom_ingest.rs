@@ -65,45 +65,6 @@ fn uid(obj: &dicom_object::DefaultDicomObject, tag: dicom_core::Tag) -> String {
         .to_owned()
 }
 
-/// WADO-RS retrieve of one instance; returns the single part's bytes.
-async fn retrieve(
-    server: &TestServer,
-    org: &Org,
-    study: &str,
-    series: &str,
-    sop: &str,
-) -> (u16, Vec<u8>) {
-    let response = reqwest::Client::new()
-        .get(format!(
-            "{}/dicomweb/studies/{study}/series/{series}/instances/{sop}",
-            server.base
-        ))
-        .bearer_auth(&org.api_key)
-        .header("accept", r#"multipart/related; type="application/dicom""#)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.bytes().await.unwrap().to_vec();
-    if status != 200 {
-        return (status, body);
-    }
-    let boundary = content_type
-        .split("boundary=")
-        .nth(1)
-        .expect("a boundary")
-        .trim_matches('"');
-    let start = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert!(body.starts_with(format!("--{boundary}\r\n").as_bytes()));
-    let end = body.len() - format!("\r\n--{boundary}--\r\n").len();
-    (status, body[start..end].to_vec())
-}
-
 /// Acme's modality sends the six studies of two patients (31 instances, 13
 /// series); Acme's worklist shows six new studies with their descriptions,
 /// Other's none; each instance comes back byte for byte; sending it all
@@ -157,7 +118,9 @@ async fn a_modality_sends_two_patients_studies_and_they_appear_on_the_worklist(b
             uid(&obj, tags::SERIES_INSTANCE_UID),
             uid(&obj, tags::SOP_INSTANCE_UID),
         );
-        let (status, stored) = retrieve(&server, &acme, &study, &series, &sop).await;
+        let (status, stored) = server
+            .retrieve_instance(&acme, &study, &series, &sop, dcm::ACCEPT_DICOM)
+            .await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&stored));
         assert_eq!(
             dcm::dump_data_set(&stored),
@@ -173,7 +136,9 @@ async fn a_modality_sends_two_patients_studies_and_they_appear_on_the_worklist(b
             sop
         );
         // Never another organization's.
-        let (theirs, _) = retrieve(&server, &other, &study, &series, &sop).await;
+        let (theirs, _) = server
+            .retrieve_instance(&other, &study, &series, &sop, dcm::ACCEPT_DICOM)
+            .await;
         assert_eq!(theirs, 404);
     }
 

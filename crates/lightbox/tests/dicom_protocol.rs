@@ -113,32 +113,24 @@ async fn every_transfer_syntax_is_stored_as_received() {
         assert_eq!(status, 0x0000, "{name}");
         assoc.release().unwrap();
 
-        let stored = reqwest::Client::new()
-            .get(format!(
-                "{}/dicomweb/studies/{study}/series/{series}/instances/{sop}",
-                server.base
-            ))
-            .bearer_auth(&acme.api_key)
-            .header(
-                "accept",
+        let (status, part) = server
+            .retrieve_instance(
+                &acme,
+                &study,
+                &series,
+                &sop,
                 "multipart/related; type=application/dicom; transfer-syntax=*",
             )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(stored.status(), 200, "{name}");
-        let body = stored.bytes().await.unwrap();
-        let start = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let part = &body[start..];
-        let end = part.windows(4).rposition(|w| w == b"\r\n--").unwrap();
-        let stored_meta = dicom_object::meta::FileMetaTable::from_reader(&part[128..end]).unwrap();
+            .await;
+        assert_eq!(status, 200, "{name}");
+        let stored_meta = dicom_object::meta::FileMetaTable::from_reader(&part[128..]).unwrap();
         assert_eq!(
             stored_meta.transfer_syntax().trim_end_matches('\0'),
             ts,
             "{name}"
         );
         assert!(
-            dcm::data_set_of(&part[..end]) == dcm::data_set_of(&sent),
+            dcm::data_set_of(&part) == dcm::data_set_of(&sent),
             "{name}: stored bytes differ"
         );
     }

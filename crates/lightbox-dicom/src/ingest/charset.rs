@@ -33,6 +33,12 @@ enum G1 {
     Ksx1001,
 }
 
+/// What an escape sequence switches.
+enum Designation {
+    G0(G0),
+    G1(G1),
+}
+
 /// Decodes `value` with the escape sequences it carries: chars up to U+00FF
 /// are taken as the original bytes; chars above (what dicom-rs did decode,
 /// e.g. half-width katakana under `ISO 2022 IR 13`) are kept as they are.
@@ -72,17 +78,19 @@ pub fn redecode(value: &str, specific_character_set: &str) -> Option<String> {
         let b = bytes[i];
         if b == 0x1B {
             let rest = &bytes[i + 1..];
-            let (len, change): (usize, Option<(Option<G0>, Option<G1>)>) = match rest {
-                [b'(', b'B' | b'J', ..] => (3, Some((Some(G0::Ascii), None))),
-                [b'$', b'B' | b'@', ..] => (3, Some((Some(G0::Jis0208), None))),
-                [b'$', b'(', b'D', ..] => (4, Some((Some(G0::Jis0212), None))),
-                [b')', b'I', ..] => (3, Some((None, Some(G1::Katakana)))),
-                [b'$', b')', b'C', ..] => (4, Some((None, Some(G1::Ksx1001)))),
-                _ => (1, None),
+            let designated = match rest {
+                [b'(', b'B' | b'J', ..] => Some((3, Designation::G0(G0::Ascii))),
+                [b'$', b'B' | b'@', ..] => Some((3, Designation::G0(G0::Jis0208))),
+                [b'$', b'(', b'D', ..] => Some((4, Designation::G0(G0::Jis0212))),
+                [b')', b'I', ..] => Some((3, Designation::G1(G1::Katakana))),
+                [b'$', b')', b'C', ..] => Some((4, Designation::G1(G1::Ksx1001))),
+                _ => None,
             };
-            if let Some((new_g0, new_g1)) = change {
-                g0 = new_g0.unwrap_or(g0);
-                g1 = new_g1.unwrap_or(g1);
+            if let Some((len, designation)) = designated {
+                match designation {
+                    Designation::G0(set) => g0 = set,
+                    Designation::G1(set) => g1 = set,
+                }
                 i += len;
                 continue;
             }

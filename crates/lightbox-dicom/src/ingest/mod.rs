@@ -491,17 +491,10 @@ fn inflate(
     ));
     let mut out = std::fs::File::create(&out_path).map_err(storage)?;
     let guard = spool::SpoolPath::from(out_path);
-    let table = dicom_object::meta::FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(&meta.sop_class_uid)
-        .media_storage_sop_instance_uid(&meta.sop_instance_uid)
-        .transfer_syntax(EXPLICIT_LITTLE)
-        .build()
-        .map_err(|e| IngestError::Invalid(e.to_string()))?;
-    let mut head = vec![0u8; 128];
-    head.extend_from_slice(b"DICM");
-    table
-        .write(&mut head)
-        .map_err(|e| IngestError::Invalid(e.to_string()))?;
+    let head = spool::part10_head(&MetaInfo {
+        transfer_syntax_uid: EXPLICIT_LITTLE.to_owned(),
+        ..meta.clone()
+    })?;
     out.write_all(&head).map_err(storage)?;
     // One byte past the cap tells "too large" from "exactly at the cap".
     let mut decoder =

@@ -91,6 +91,28 @@ pub enum SpoolError {
 /// Bytes buffered before they go to disk.
 const WRITE_BUFFER: usize = 1024 * 1024;
 
+/// The preamble, `DICM` and the file meta Lightbox writes for `meta`.
+pub fn part10_head(meta: &MetaInfo) -> Result<Vec<u8>, SpoolError> {
+    let mut builder = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(&meta.sop_class_uid)
+        .media_storage_sop_instance_uid(&meta.sop_instance_uid)
+        .transfer_syntax(&meta.transfer_syntax_uid)
+        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+        .implementation_version_name(IMPLEMENTATION_VERSION_NAME);
+    if let Some(ae) = meta.source_ae_title.as_deref().filter(|a| !a.is_empty()) {
+        builder = builder.source_application_entity_title(ae);
+    }
+    let table = builder
+        .build()
+        .map_err(|e| SpoolError::Meta(e.to_string()))?;
+    let mut head = vec![0u8; 128];
+    head.extend_from_slice(b"DICM");
+    table
+        .write(&mut head)
+        .map_err(|e| SpoolError::Meta(e.to_string()))?;
+    Ok(head)
+}
+
 impl Spool {
     /// Starts a spool file in `dir` with the file meta for `meta`.
     pub async fn create(
@@ -98,23 +120,7 @@ impl Spool {
         meta: MetaInfo,
         max_data_len: u64,
     ) -> Result<Spool, SpoolError> {
-        let mut builder = FileMetaTableBuilder::new()
-            .media_storage_sop_class_uid(&meta.sop_class_uid)
-            .media_storage_sop_instance_uid(&meta.sop_instance_uid)
-            .transfer_syntax(&meta.transfer_syntax_uid)
-            .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
-            .implementation_version_name(IMPLEMENTATION_VERSION_NAME);
-        if let Some(ae) = meta.source_ae_title.as_deref().filter(|a| !a.is_empty()) {
-            builder = builder.source_application_entity_title(ae);
-        }
-        let table = builder
-            .build()
-            .map_err(|e| SpoolError::Meta(e.to_string()))?;
-        let mut head = vec![0u8; 128];
-        head.extend_from_slice(b"DICM");
-        table
-            .write(&mut head)
-            .map_err(|e| SpoolError::Meta(e.to_string()))?;
+        let head = part10_head(&meta)?;
         let path = dir.join(format!("{SPOOL_PREFIX}{}", uuid::Uuid::new_v4().simple()));
         let file = tokio::fs::File::create(&path).await?;
         let mut spool = Spool {

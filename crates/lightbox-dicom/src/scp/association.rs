@@ -74,14 +74,7 @@ pub(super) async fn run(
         }
         (Ok(Err(_)), Some(Decision::PeerNotAllowed { org_id, calling })) => {
             tracing::warn!(%peer, org = %org_id, calling, "dicom: association rejected: sender not allowed");
-            let delivery = Delivery {
-                org_id,
-                source: DicomSource::Dimse {
-                    calling_ae_title: calling,
-                    address: Some(peer.ip()),
-                },
-                expected_study: None,
-            };
+            let delivery = dimse_delivery(org_id, calling, peer);
             ingest.audit(audit_event(
                 &delivery,
                 "dicom_association.open",
@@ -106,14 +99,7 @@ pub(super) async fn run(
         }
     };
     let (assoc, org_id) = (&mut association.0, association.1);
-    let delivery = Delivery {
-        org_id,
-        source: DicomSource::Dimse {
-            calling_ae_title: assoc.peer_ae_title().trim().to_owned(),
-            address: Some(peer.ip()),
-        },
-        expected_study: None,
-    };
+    let delivery = dimse_delivery(org_id, assoc.peer_ae_title().trim().to_owned(), peer);
     ingest.audit(audit_event(
         &delivery,
         "dicom_association.open",
@@ -133,6 +119,21 @@ pub(super) async fn run(
             tracing::warn!(%peer, why, "dicom: association aborted");
             let _ = association.0.abort().await;
         }
+    }
+}
+
+fn dimse_delivery(
+    org_id: lightbox_domain::OrgId,
+    calling_ae_title: String,
+    peer: SocketAddr,
+) -> Delivery {
+    Delivery {
+        org_id,
+        source: DicomSource::Dimse {
+            calling_ae_title,
+            address: Some(peer.ip()),
+        },
+        expected_study: None,
     }
 }
 

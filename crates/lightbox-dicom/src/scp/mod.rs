@@ -57,13 +57,16 @@ struct Route {
     peers: Vec<DicomPeer>,
 }
 
+/// Called AE title → route.
+type RouteTable = Arc<HashMap<String, Route>>;
+
 /// Called AE titles → organizations, loaded from the store and reused for a
 /// second, so a title changed by `lightbox admin` (another process) is seen
 /// by the next association.
 #[derive(Clone)]
 struct Routes {
     ingest: Ingest,
-    cached: Arc<tokio::sync::Mutex<Option<(Instant, Arc<HashMap<String, Route>>)>>>,
+    cached: Arc<tokio::sync::Mutex<Option<(Instant, RouteTable)>>>,
 }
 
 const ROUTES_TTL: Duration = Duration::from_secs(1);
@@ -74,7 +77,7 @@ impl Routes {
     async fn current(
         &self,
         called: Option<&str>,
-    ) -> Result<Arc<HashMap<String, Route>>, lightbox_store::StoreError> {
+    ) -> Result<RouteTable, lightbox_store::StoreError> {
         let mut cached = self.cached.lock().await;
         if let Some((at, routes)) = cached.as_ref() {
             let knows = called.is_none_or(|c| routes.contains_key(c));
@@ -108,7 +111,7 @@ impl Routes {
 /// during negotiation, so it works on a snapshot of the routes and records
 /// its decision for the association to read back.
 struct Access {
-    routes: Arc<HashMap<String, Route>>,
+    routes: RouteTable,
     peer: IpAddr,
     decision: Arc<Mutex<Option<Decision>>>,
 }

@@ -179,6 +179,52 @@ pub fn audit_events(
     }
 }
 
+/// The Accept header of a WADO-RS retrieve of stored instances.
+pub const ACCEPT_DICOM: &str = r#"multipart/related; type="application/dicom""#;
+
+impl TestServer {
+    /// WADO-RS retrieve of one instance: the status, and on 200 the one
+    /// part's bytes (a Part 10 file); else the body.
+    pub async fn retrieve_instance(
+        &self,
+        org: &super::Org,
+        study: &str,
+        series: &str,
+        sop: &str,
+        accept: &str,
+    ) -> (u16, Vec<u8>) {
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/dicomweb/studies/{study}/series/{series}/instances/{sop}",
+                self.base
+            ))
+            .bearer_auth(&org.api_key)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = response.bytes().await.unwrap().to_vec();
+        if status != 200 {
+            return (status, body);
+        }
+        let boundary = content_type
+            .split("boundary=")
+            .nth(1)
+            .expect("a boundary")
+            .trim_matches('"');
+        assert!(body.starts_with(format!("--{boundary}\r\n").as_bytes()));
+        let start = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let end = body.len() - format!("\r\n--{boundary}--\r\n").len();
+        (status, body[start..end].to_vec())
+    }
+}
+
 /// A data set's bytes in Part 10 file `bytes` (what follows the file meta).
 pub fn data_set_of(bytes: &[u8]) -> &[u8] {
     assert_eq!(&bytes[128..132], b"DICM", "a Part 10 file");
