@@ -110,36 +110,68 @@ impl TestServer {
     }
 }
 
-/// `dcmdump` of a Part 10 file's data set: its elements and values, without
-/// the file meta and without how sequences and items were delimited (dcmtk
-/// re-encodes those when it sends).
-pub fn dump_file_data_set(path: &Path) -> String {
-    let out = run("dcmdump", &["-q".into(), path.display().to_string()]);
-    assert!(out.ok, "{}", out.log);
-    out.log
-        .lines()
-        .map(|l| l.split(" #").next().unwrap_or(l).trim())
-        .filter(|l| {
-            !l.is_empty()
-                && !l.starts_with("(0002,")
-                && !l.starts_with("(fffe,e00d)")
-                && !l.starts_with("(fffe,e0dd)")
-        })
-        .map(
-            |l| match l.find("(Sequence with").or_else(|| l.find("(Item with")) {
-                Some(at) => l[..at].to_owned(),
-                None => l.to_owned(),
-            },
-        )
-        .collect::<Vec<_>>()
-        .join("\n")
+/// dcmtk's own receiver, keeping data sets exactly as they arrive
+/// (`storescp --bit-preserving`): the reference for "what was sent".
+pub struct ReferenceScp {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
 }
 
-/// [`dump_file_data_set`] of Part 10 bytes.
-pub fn dump_data_set(bytes: &[u8]) -> String {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), bytes).unwrap();
-    dump_file_data_set(file.path())
+impl ReferenceScp {
+    pub fn start() -> ReferenceScp {
+        let dir = tempfile::TempDir::new().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("storescp")
+            .args(["--bit-preserving", "-od"])
+            .arg(dir.path())
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("storescp (Debian's dcmtk)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "storescp did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ReferenceScp { child, port, dir }
+    }
+
+    pub fn storescu(&self, args: &[&str], files: &[PathBuf]) -> Tool {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["127.0.0.1".into(), self.port.to_string()]);
+        all.extend(files.iter().map(|f| f.display().to_string()));
+        run("storescu", &all)
+    }
+
+    /// The Part 10 file storescp kept for `sop` (named `MODALITY.sop`).
+    pub fn received(&self, sop: &str) -> Vec<u8> {
+        let found = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .flatten()
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!(".{sop}"))
+            })
+            .unwrap_or_else(|| panic!("storescp kept no {sop}"));
+        std::fs::read(found.path()).unwrap()
+    }
+}
+
+impl Drop for ReferenceScp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The organization's audit events with `action`, newest first, once there
