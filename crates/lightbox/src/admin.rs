@@ -34,7 +34,7 @@ pub enum AdminCommand {
     /// List an organization's AE title and allowed DICOM senders.
     ListDicomPeers(OrgArgs),
     /// Remove an allowed DICOM sender by its id.
-    RemoveDicomPeer(RevokeArgs),
+    RemoveDicomPeer(RemoveDicomPeerArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +60,19 @@ pub struct AllowDicomPeerArgs {
     /// The sender's IP address.
     #[arg(long)]
     address: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+pub struct RemoveDicomPeerArgs {
+    #[arg(long)]
+    org: String,
+    /// The allowed sender's id (`peer_…`, from allow-dicom-peer or list-dicom-peers).
+    #[arg(long)]
+    id: String,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -276,7 +289,7 @@ async fn list_dicom_peers(args: OrgArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn remove_dicom_peer(args: RevokeArgs) -> anyhow::Result<()> {
+async fn remove_dicom_peer(args: RemoveDicomPeerArgs) -> anyhow::Result<()> {
     let store = args.store.open().await?;
     let org_id = existing_org(&store, &args.org).await?;
     anyhow::ensure!(
