@@ -197,6 +197,32 @@ async fn called_ae_titles_and_allowed_senders_decide_who_may_send(backend: Backe
     );
     let known = server.echoscu(&acme.dicom_ae_title, "CT_ROOM_1");
     assert!(known.ok, "{}", known.log);
+    let listed = server.admin(&["list-dicom-peers", "--org", &acme.org_id]);
+    assert_eq!(listed["dicom_ae_title"], acme.dicom_ae_title.as_str());
+    assert_eq!(listed["peers"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["peers"][0]["calling_ae_title"], "CT_ROOM_1");
+    // A second entry, by address: MR_ROOM_9 from loopback gets in; then only CT_ROOM_1 again.
+    let by_address = server.admin(&[
+        "allow-dicom-peer",
+        "--org",
+        &acme.org_id,
+        "--address",
+        "127.0.0.1",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(server.echoscu(&acme.dicom_ae_title, "MR_ROOM_9").ok);
+    server.admin(&[
+        "remove-dicom-peer",
+        "--org",
+        &acme.org_id,
+        "--id",
+        by_address["id"].as_str().unwrap(),
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(
+        !server.echoscu(&acme.dicom_ae_title, "MR_ROOM_9").ok,
+        "a removed entry still admits"
+    );
 
     let taken = server.admin_output(&[
         "set-ae-title",
