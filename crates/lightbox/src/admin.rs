@@ -25,6 +25,22 @@ pub enum AdminCommand {
     RevokeClient(RevokeArgs),
     /// Show an organization's audit trail, newest first.
     Audit(AuditArgs),
+    /// Add a webhook endpoint; prints its signing secret (`whsec_…`) once.
+    CreateWebhook(crate::webhook_admin::CreateWebhookArgs),
+    /// List an organization's webhook endpoints.
+    ListWebhooks(crate::webhook_admin::ListWebhooksArgs),
+    /// Stop sending to an endpoint (its pending deliveries wait).
+    DisableWebhook(crate::webhook_admin::WebhookArgs),
+    /// Send to an endpoint again, pending deliveries first.
+    EnableWebhook(crate::webhook_admin::WebhookArgs),
+    /// Give an endpoint a new signing secret; the old one keeps signing during the overlap.
+    RotateWebhookSecret(crate::webhook_admin::RotateWebhookArgs),
+    /// Delete an endpoint and its deliveries.
+    DeleteWebhook(crate::webhook_admin::WebhookArgs),
+    /// Show webhook deliveries, newest first, with their status and last error.
+    WebhookDeliveries(crate::webhook_admin::DeliveriesArgs),
+    /// Send a delivery again (same id and body) on a fresh retry schedule.
+    Redeliver(crate::webhook_admin::RedeliverArgs),
 }
 
 #[derive(Args)]
@@ -120,10 +136,18 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::RevokeApiKey(args) => revoke(args, false).await,
         AdminCommand::RevokeClient(args) => revoke(args, true).await,
         AdminCommand::Audit(args) => audit(args).await,
+        AdminCommand::CreateWebhook(args) => crate::webhook_admin::create(args).await,
+        AdminCommand::ListWebhooks(args) => crate::webhook_admin::list(args).await,
+        AdminCommand::DisableWebhook(args) => crate::webhook_admin::set_enabled(args, false).await,
+        AdminCommand::EnableWebhook(args) => crate::webhook_admin::set_enabled(args, true).await,
+        AdminCommand::RotateWebhookSecret(args) => crate::webhook_admin::rotate(args).await,
+        AdminCommand::DeleteWebhook(args) => crate::webhook_admin::delete(args).await,
+        AdminCommand::WebhookDeliveries(args) => crate::webhook_admin::deliveries(args).await,
+        AdminCommand::Redeliver(args) => crate::webhook_admin::redeliver(args).await,
     }
 }
 
-fn print(as_json: bool, value: serde_json::Value) {
+pub(crate) fn print(as_json: bool, value: serde_json::Value) {
     if as_json {
         println!("{value}");
     } else if let Some(fields) = value.as_object() {
@@ -163,7 +187,10 @@ async fn create_org(args: CreateOrgArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn existing_org(store: &lightbox_store::Store, org: &str) -> anyhow::Result<OrgId> {
+pub(crate) async fn existing_org(
+    store: &lightbox_store::Store,
+    org: &str,
+) -> anyhow::Result<OrgId> {
     let org_id = OrgId::parse(org)?;
     anyhow::ensure!(store.org_exists(org_id).await?, "no organization {org_id}");
     Ok(org_id)
