@@ -223,7 +223,7 @@ def hooked(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         yield srv
     finally:
-        srv.stop(check=False)
+        srv.stop()  # SIGTERM: the worker lets in-flight sends finish, then the server exits 0
 
 
 def create_webhook(srv: LightboxServer, org: Org, receiver: Receiver, *extra: str) -> dict:
@@ -414,3 +414,30 @@ def test_events_pending_at_a_crash_are_each_delivered_once_after_restart(
     accepted = receiver.accepted()
     assert sorted(r.webhook_id for r in accepted) == sorted({r.webhook_id for r in accepted})
     assert {json.loads(r.body)["data"]["studyId"] for r in accepted} == made
+
+
+def test_two_replicas_on_one_database_send_each_event_once(
+    hooked: LightboxServer, receiver: Receiver, backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two servers share the outbox (PostgreSQL: claims skip each other's
+    locked rows; SQLite: one writer claims at a time). Events made on both,
+    first refused then accepted, each arrive accepted exactly once."""
+    shared = hooked.data_dir if backend.name == "sqlite" else tmp_path_factory.mktemp("replica")
+    replica = LightboxServer(backend, shared, hooked.extra_args, {"LIGHTBOX_WEBHOOK_SECRET_KEY": WEBHOOK_KEY})
+    replica.log_path = tmp_path_factory.mktemp("replica-log") / "server.log"
+    replica.start()
+    try:
+        org = hooked.new_org()
+        create_webhook(hooked, org, receiver, "--events", "study.created")
+        receiver.script = lambda request, attempt: 503 if attempt == 1 else 200
+        clients = [org.client(), replica.client(org.api_key)]
+        for n in range(12):
+            create_study(clients[n % 2])
+        receiver.wait(lambda: len(receiver.accepted()) >= 12, "every event accepted")
+        time.sleep(2)  # a second send of any of them would arrive by now
+        accepted = [r.webhook_id for r in receiver.accepted()]
+        assert len(accepted) == 12 and len(set(accepted)) == 12, accepted
+        for r in receiver.requests:
+            assert len(receiver.of(r.webhook_id)) == 2, "one refused and one accepted attempt each"
+    finally:
+        replica.stop(check=False)
