@@ -12,6 +12,7 @@
 //! RETURNING` is atomic as it is. Results are recorded only by the claim that
 //! made the attempt (`attempts` must still match).
 
+use crate::webhooks::{endpoint_from_row, WebhookEndpoint, ENDPOINT_COLUMNS};
 use crate::{Dialect, Store, StoreError};
 use lightbox_domain::study::{Severity, ViewerStatus};
 use lightbox_domain::webhook::{
@@ -139,9 +140,9 @@ pub(crate) async fn enqueue<D: Serialize>(
     api_key: Option<ApiKeyId>,
     events: &[(EventType, D)],
 ) -> Result<usize, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, api_key_id, event_types FROM webhook_endpoints WHERE org_id = $1 AND enabled = $2",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND enabled = $2"
+    ))
     .bind(org_id.to_string())
     .bind(true)
     .fetch_all(&mut **tx)
@@ -149,32 +150,14 @@ pub(crate) async fn enqueue<D: Serialize>(
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut endpoints = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let key: Option<String> = row.try_get("api_key_id")?;
-        let types =
-            EventType::parse_list(&row.try_get::<String, _>("event_types")?).map_err(corrupt)?;
-        endpoints.push((row.try_get::<String, _>("id")?, key, types));
-    }
-    let api_key = api_key.map(|k| k.to_string());
+    let endpoints = rows
+        .iter()
+        .map(endpoint_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let now = Timestamp::now().millis();
     let mut written = 0;
     for (event_type, data) in events {
-        let wanted = |key: Option<&String>| {
-            endpoints
-                .iter()
-                .filter(|(_, k, types)| k.as_ref() == key && subscribes(types, *event_type))
-                .map(|(id, _, _)| id)
-                .collect::<Vec<_>>()
-        };
-        let mut targets = match &api_key {
-            Some(key) => wanted(Some(key)),
-            None => Vec::new(),
-        };
-        if targets.is_empty() {
-            targets = wanted(None);
-        }
-        for endpoint in targets {
+        for endpoint in route(&endpoints, api_key, *event_type) {
             let id = WebhookEventId::generate();
             sqlx::query(
                 "INSERT INTO webhook_deliveries (org_id, id, endpoint_id, event_type, body, status, \
@@ -182,7 +165,7 @@ pub(crate) async fn enqueue<D: Serialize>(
             )
             .bind(org_id.to_string())
             .bind(id.as_str())
-            .bind(endpoint.as_str())
+            .bind(endpoint.id.as_str())
             .bind(event_type.as_str())
             .bind(envelope(&id, *event_type, data))
             .bind(DeliveryStatus::Pending.as_str())
@@ -195,6 +178,25 @@ pub(crate) async fn enqueue<D: Serialize>(
     Ok(written)
 }
 
+/// The endpoints (of one organization, enabled) an event of type `t` goes
+/// to: those of `api_key` that want it, else the organization's own (no key)
+/// that want it.
+pub(crate) fn route(
+    endpoints: &[WebhookEndpoint],
+    api_key: Option<ApiKeyId>,
+    t: EventType,
+) -> Vec<&WebhookEndpoint> {
+    let wanted = |key: Option<ApiKeyId>| {
+        endpoints
+            .iter()
+            .filter(|e| e.enabled && e.api_key_id == key && subscribes(&e.event_types, t))
+            .collect::<Vec<_>>()
+    };
+    match api_key.map(|key| wanted(Some(key))) {
+        Some(theirs) if !theirs.is_empty() => theirs,
+        _ => wanted(None),
+    }
+}
 /// A study's reported columns, read inside `tx` (locked on PostgreSQL, so
 /// the before and after of one change are not interleaved with another's).
 pub(crate) async fn study_facts(
@@ -252,6 +254,18 @@ impl Store {
     /// the last call (other replicas' are found by polling).
     pub async fn outbox_ready(&self) {
         self.outbox_ready.notified().await;
+    }
+
+    /// The endpoints a synchronous call of type `t` about something `api_key`
+    /// made (or the organization, for `None`) goes to, by the outbox's routing.
+    pub async fn webhook_destinations(
+        &self,
+        org_id: OrgId,
+        api_key: Option<ApiKeyId>,
+        t: EventType,
+    ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let endpoints = self.webhook_endpoints(org_id).await?;
+        Ok(route(&endpoints, api_key, t).into_iter().cloned().collect())
     }
 
     /// Whether any delivery is due, read without the write lock (SQLite's
@@ -428,5 +442,60 @@ impl Store {
                 .fetch_one(&self.read)
                 .await?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(key: Option<ApiKeyId>, types: &[EventType], enabled: bool) -> WebhookEndpoint {
+        WebhookEndpoint {
+            org_id: OrgId::generate(),
+            id: WebhookEndpointId::generate(),
+            api_key_id: key,
+            url: "https://example.com/".into(),
+            event_types: types.to_vec(),
+            secret_sealed: String::new(),
+            previous_secret: None,
+            enabled,
+            disabled_reason: None,
+            created_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn an_event_goes_to_its_keys_endpoints_else_the_organizations() {
+        let (key, other_key) = (ApiKeyId::generate(), ApiKeyId::generate());
+        let org_all = endpoint(None, &[], true);
+        let keyed_created = endpoint(Some(key), &[EventType::StudyCreated], true);
+        let other_keyed = endpoint(Some(other_key), &[], true);
+        let disabled = endpoint(None, &[], false);
+        let all = [
+            org_all.clone(),
+            keyed_created.clone(),
+            other_keyed.clone(),
+            disabled,
+        ];
+        let ids = |t, k| {
+            route(&all, k, t)
+                .into_iter()
+                .map(|e| e.id.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(EventType::StudyCreated, Some(key)),
+            [keyed_created.id.as_str()]
+        );
+        // The key's endpoint does not want it: the organization's does.
+        assert_eq!(
+            ids(EventType::StudyUpdated, Some(key)),
+            [org_all.id.as_str()]
+        );
+        assert_eq!(ids(EventType::ImageUploaded, None), [org_all.id.as_str()]);
+        assert_eq!(
+            ids(EventType::StudyUpdated, Some(other_key)),
+            [other_keyed.id.as_str()]
+        );
     }
 }

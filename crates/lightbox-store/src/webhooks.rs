@@ -36,10 +36,11 @@ pub struct NewWebhookEndpoint {
     pub secret_sealed: String,
 }
 
-const ENDPOINT_COLUMNS: &str = "org_id, id, api_key_id, url, event_types, secret_sealed, \
+pub(crate) const ENDPOINT_COLUMNS: &str =
+    "org_id, id, api_key_id, url, event_types, secret_sealed, \
      previous_secret_sealed, previous_until, enabled, disabled_reason, created_at";
 
-pub(crate) fn event_types_text(types: &[EventType]) -> String {
+fn event_types_text(types: &[EventType]) -> String {
     types
         .iter()
         .map(|t| t.as_str())
@@ -47,7 +48,7 @@ pub(crate) fn event_types_text(types: &[EventType]) -> String {
         .join(",")
 }
 
-fn endpoint_from_row(row: &AnyRow) -> Result<WebhookEndpoint, StoreError> {
+pub(crate) fn endpoint_from_row(row: &AnyRow) -> Result<WebhookEndpoint, StoreError> {
     let corrupt = |e: Error| StoreError::Corrupt(e.to_string());
     let org: String = row.try_get("org_id")?;
     let previous = match (

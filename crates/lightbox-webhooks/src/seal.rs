@@ -4,11 +4,14 @@
 //! endpoint id is the associated data: a sealed secret copied onto another
 //! endpoint does not open.
 
+use crate::send::Destination;
 use crate::sign::SigningSecret;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use lightbox_domain::Timestamp;
+use lightbox_store::WebhookEndpoint;
 use rand::RngCore;
 
 const VERSION: &str = "x1:";
@@ -96,6 +99,22 @@ impl SecretKey {
             .map(SigningSecret::from_bytes)
             .map_err(|_| SealError::WrongKey)
     }
+}
+
+/// Where to send `endpoint`'s events and the secrets that sign them now: the
+/// current one, and the previous one while its rotation overlap lasts.
+pub fn destination(key: &SecretKey, endpoint: &WebhookEndpoint) -> Result<Destination, SealError> {
+    let ctx = context(endpoint.id.as_str());
+    let mut secrets = vec![key.open(&endpoint.secret_sealed, &ctx)?];
+    if let Some((sealed, until)) = &endpoint.previous_secret {
+        if Timestamp::now() < *until {
+            secrets.push(key.open(sealed, &ctx)?);
+        }
+    }
+    Ok(Destination {
+        url: endpoint.url.clone(),
+        secrets,
+    })
 }
 
 /// The associated data of an endpoint's secrets (current and previous).

@@ -7,8 +7,8 @@
 //! On shutdown the worker stops claiming and waits (up to one send timeout)
 //! for the permits to come back, as mini-redis waits for its connections.
 
-use crate::seal::{context, SecretKey};
-use crate::send::{Destination, Outcome, Sender};
+use crate::seal::{destination, SecretKey};
+use crate::send::{Outcome, Sender};
 use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, Outcome as AuditOutcome};
 use lightbox_domain::webhook::{jittered, RetrySchedule};
 use lightbox_domain::Timestamp;
@@ -116,25 +116,6 @@ impl Worker {
         }
     }
 
-    /// The secrets that sign for `endpoint` now: the current one, and the
-    /// previous one while its rotation overlap lasts.
-    fn destination(&self, endpoint: &WebhookEndpoint) -> Result<Destination, String> {
-        let ctx = context(endpoint.id.as_str());
-        let mut secrets = vec![self
-            .key
-            .open(&endpoint.secret_sealed, &ctx)
-            .map_err(|e| e.to_string())?];
-        if let Some((sealed, until)) = &endpoint.previous_secret {
-            if Timestamp::now() < *until {
-                secrets.push(self.key.open(sealed, &ctx).map_err(|e| e.to_string())?);
-            }
-        }
-        Ok(Destination {
-            url: endpoint.url.clone(),
-            secrets,
-        })
-    }
-
     async fn deliver(&self, delivery: ClaimedDelivery) {
         let endpoint = match self
             .store
@@ -149,7 +130,7 @@ impl Worker {
                 return;
             }
         };
-        let outcome = match self.destination(&endpoint) {
+        let outcome = match destination(&self.key, &endpoint).map_err(|e| e.to_string()) {
             Ok(to) => {
                 self.sender
                     .post(&to, delivery.id.as_str(), delivery.body.as_bytes())
