@@ -163,8 +163,10 @@ impl Sender {
                 return Outcome::Retry {
                     status: None,
                     after: None,
-                    error: describe(&e),
-                }
+                    // Without the URL: a partner's URL may carry a token, and
+                    // errors are kept on the delivery and shown to operators.
+                    error: describe(&e.without_url()),
+                };
             }
         };
         let status = response.status();
@@ -240,7 +242,11 @@ async fn read_capped(response: reqwest::Response, cap: usize) -> Result<Bytes, S
     }
     let mut response = response;
     let mut body = BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| describe(&e.without_url()))?
+    {
         if body.len() + chunk.len() > cap {
             return Err(format!("the answer is larger than {cap} bytes"));
         }
