@@ -24,6 +24,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict
 from candid.resources.pre_encounter.resources.images.resources.v_1 import ImageStatus, MutableImage
+from avara.types.study_access_requested_event import StudyAccessRequestedEvent
 from standardwebhooks import WebhookVerificationError
 
 from conftest import LIGHTBOX_BIN, Backend, LightboxServer, Org, new_uid, unique_email
@@ -81,7 +82,9 @@ def event_model(data_model: type[BaseModel], type_name: str) -> type[BaseModel]:
     return Event
 
 
-EVENT_MODELS = {
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    # Avara's own event: its SDK model.
+    "study.access_requested": StudyAccessRequestedEvent,
     "study.created": event_model(StudyData, "study.created"),
     "study.updated": event_model(StudyUpdatedData, "study.updated"),
     "study.assigned": event_model(StudyAssignedData, "study.assigned"),
@@ -104,7 +107,8 @@ class Received:
     status: int  # what the receiver answered
 
 
-Script = Callable[["Received", int], int]  # (request, n-th attempt of this id) -> status
+# (request, n-th attempt of this id) -> status, or (status, JSON answer)
+Script = Callable[["Received", int], "int | tuple[int, dict]"]
 
 
 @dataclass
@@ -119,7 +123,7 @@ class Receiver:
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def handle(self, headers: dict[str, str], body: str) -> int:
+    def handle(self, headers: dict[str, str], body: str) -> tuple[int, dict]:
         sdk = avara.Avara(api_key="unused", base_url="http://127.0.0.1:9")
         verified_by = []
         for key in self.keys:
@@ -151,10 +155,11 @@ class Receiver:
                 status=0,
             )
             attempt = sum(1 for r in self.requests if r.webhook_id == got.webhook_id) + 1
-            status = 401 if not verified_by else (self.script(got, attempt) if self.script else 200)
+            answer = 401 if not verified_by else (self.script(got, attempt) if self.script else 200)
+            status, reply = answer if isinstance(answer, tuple) else (answer, {"received": True})
             got.status = status
             self.requests.append(got)
-        return status
+        return status, reply
 
     # -- what the tests read
 
@@ -185,8 +190,8 @@ def receiver() -> Iterator[Receiver]:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length).decode()
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status = rec.handle(headers, body)
-            reply = b'{"received":true}'
+            status, answer = rec.handle(headers, body)
+            reply = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(reply)))
@@ -338,6 +343,9 @@ def test_after_a_rotation_both_secrets_verify_during_the_overlap(
     create_study(org.client())
     receiver.wait(lambda: len(receiver.accepted()) == 2, "the second event")
     assert receiver.requests[-1].verified_by == [again["secret"]]
+    log = hooked.log_path.read_text(errors="replace")
+    for secret in (hook["secret"], rotated["secret"], again["secret"], WEBHOOK_KEY):
+        assert secret[6:] not in log, "a secret reached the server log"
 
 
 def test_a_wrong_secret_is_refused_retried_then_dead_audited_counted_and_redeliverable(
@@ -441,3 +449,35 @@ def test_two_replicas_on_one_database_send_each_event_once(
             assert len(receiver.of(r.webhook_id)) == 2, "one refused and one accepted attempt each"
     finally:
         replica.stop(check=False)
+
+
+def test_a_synchronous_call_is_answered_and_its_answer_read_strictly(
+    hooked: LightboxServer, receiver: Receiver
+) -> None:
+    """`admin test-webhook` makes the call the viewer will make: a signed
+    `study.access_requested` that avara's own model accepts; the partner's
+    answer comes back parsed, and an answer of the wrong shape is refused."""
+    org = hooked.new_org()
+    hook = create_webhook(hooked, org, receiver, "--events", "study.access_requested")
+    study = create_study(org.client())
+    urls = ["https://pacs.example/1.dcm", "https://pacs.example/2.dcm"]
+    receiver.script = lambda request, attempt: (200, {"authorized": True, "urls": urls})
+    call = ["test-webhook", "--org", org.org_id, "--id", hook["webhook_id"], "--study", study.study_id,
+            "--webhook-allow-private"]
+    answer = hooked.admin(*call)
+    assert answer["authorized"] is True and answer["url_count"] == 2
+    [got] = receiver.requests
+    assert got.type == "study.access_requested" and got.verified_by == [hook["secret"]]
+    event = StudyAccessRequestedEvent.model_validate(json.loads(got.body))
+    assert event.data.study_id == study.study_id
+    assert event.data.study_instance_uid == study.study_instance_uid
+
+    receiver.script = lambda request, attempt: (200, {"authorized": "yes"})
+    done = subprocess.run([str(LIGHTBOX_BIN), "admin", *call, "--data-dir", str(hooked.data_dir)],
+                          env=hooked.env, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and "unreadable" in done.stderr, done.stderr
+    # Without the allowance, a loopback partner is not called at all.
+    strict = subprocess.run([str(LIGHTBOX_BIN), "admin", *call[:-1], "--data-dir", str(hooked.data_dir)],
+                            env=hooked.env, capture_output=True, text=True, timeout=30)
+    assert strict.returncode != 0 and "--webhook-allow-private" in strict.stderr, strict.stderr
+    assert len(receiver.requests) == 2

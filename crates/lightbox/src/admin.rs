@@ -41,6 +41,8 @@ pub enum AdminCommand {
     WebhookDeliveries(crate::webhook_admin::DeliveriesArgs),
     /// Send a delivery again (same id and body) on a fresh retry schedule.
     Redeliver(crate::webhook_admin::RedeliverArgs),
+    /// Call an endpoint now with a signed `study.access_requested` and show its answer.
+    TestWebhook(crate::webhook_admin::TestWebhookArgs),
 }
 
 #[derive(Args)]
@@ -144,6 +146,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::DeleteWebhook(args) => crate::webhook_admin::delete(args).await,
         AdminCommand::WebhookDeliveries(args) => crate::webhook_admin::deliveries(args).await,
         AdminCommand::Redeliver(args) => crate::webhook_admin::redeliver(args).await,
+        AdminCommand::TestWebhook(args) => crate::webhook_admin::test(args).await,
     }
 }
 

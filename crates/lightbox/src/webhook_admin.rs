@@ -5,13 +5,16 @@
 use crate::admin::{existing_org, print};
 use crate::config::{StoreArgs, WebhookKeyArgs};
 use clap::Args;
-use lightbox_domain::webhook::{EventType, WebhookEndpointId, WebhookEventId};
-use lightbox_domain::{ApiKeyId, Timestamp};
+use lightbox_domain::webhook::{
+    envelope, AccessResponse, EventType, StudyAccessRequested, WebhookEndpointId, WebhookEventId,
+};
+use lightbox_domain::{ApiKeyId, StudyId, Timestamp};
 use lightbox_store::{DeliveryStatus, NewWebhookEndpoint, WebhookEndpoint};
 use lightbox_webhooks::seal::context;
 use lightbox_webhooks::send::check_destination;
-use lightbox_webhooks::SigningSecret;
+use lightbox_webhooks::{destination, SendConfig, Sender, SigningSecret};
 use serde_json::json;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct CreateWebhookArgs {
@@ -87,6 +90,30 @@ pub struct DeliveriesArgs {
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+pub struct TestWebhookArgs {
+    #[arg(long)]
+    org: String,
+    /// The endpoint (`whk_…`).
+    #[arg(long)]
+    id: String,
+    /// The study (`stu_…`) the `study.access_requested` call names.
+    #[arg(long)]
+    study: String,
+    /// Allow `http://` and private addresses, as the server's flag does.
+    #[arg(long)]
+    webhook_allow_private: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    timeout_secs: u64,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    key: WebhookKeyArgs,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -305,6 +332,53 @@ pub async fn redeliver(args: RedeliverArgs) -> anyhow::Result<()> {
     print(
         args.json,
         json!({ "delivery_id": id.as_str(), "status": "pending" }),
+    );
+    Ok(())
+}
+
+/// Sends one real, signed `study.access_requested` call to the endpoint, as
+/// the viewer will, and prints the partner's (strictly parsed) answer.
+pub async fn test(args: TestWebhookArgs) -> anyhow::Result<()> {
+    let id = WebhookEndpointId::parse(&args.id)?;
+    let study_id = StudyId::parse(&args.study)?;
+    let key = args.key.require()?;
+    let store = args.store.open().await?;
+    let org_id = existing_org(&store, &args.org).await?;
+    let endpoint = store
+        .webhook_endpoint(org_id, &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no webhook endpoint {id} in organization {org_id}"))?;
+    let study = store
+        .study(org_id, &study_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no study {study_id} in organization {org_id}"))?;
+    let event_id = WebhookEventId::generate();
+    let body = envelope(
+        &event_id,
+        EventType::StudyAccessRequested,
+        &StudyAccessRequested {
+            study_id: study.id.to_string(),
+            study_instance_uid: study.study_instance_uid,
+        },
+    );
+    let sender = Sender::new(SendConfig {
+        timeout: Duration::from_secs(args.timeout_secs),
+        allow_private: args.webhook_allow_private,
+        ..SendConfig::default()
+    });
+    let to = destination(&key, &endpoint)?;
+    let answer: AccessResponse = sender
+        .call(&to, event_id.as_str(), body.as_bytes())
+        .await
+        .map_err(|e| anyhow::anyhow!("{id} did not answer usably: {e}"))?;
+    print(
+        args.json,
+        json!({
+            "event_id": event_id.as_str(),
+            "authorized": answer.authorized,
+            "url_count": answer.urls.len(),
+            "error": answer.error,
+        }),
     );
     Ok(())
 }
