@@ -434,6 +434,32 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes delivered and dead deliveries finished before `before`, in
+    /// batches (their `next_attempt_at` is the time they finished, so the due
+    /// index finds them); returns how many went.
+    pub async fn purge_deliveries(&self, before: Timestamp) -> Result<u64, StoreError> {
+        const BATCH: i64 = 1000;
+        let mut purged = 0;
+        for status in [DeliveryStatus::Delivered, DeliveryStatus::Dead] {
+            loop {
+                let done = sqlx::query(
+                    "DELETE FROM webhook_deliveries WHERE (org_id, id) IN (SELECT org_id, id \
+                     FROM webhook_deliveries WHERE status = $1 AND next_attempt_at < $2 LIMIT $3)",
+                )
+                .bind(status.as_str())
+                .bind(before.millis())
+                .bind(BATCH)
+                .execute(&self.write)
+                .await?;
+                purged += done.rows_affected();
+                if done.rows_affected() < BATCH as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
     /// Deliveries waiting, in the whole database (for `/metrics`).
     pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
         Ok(

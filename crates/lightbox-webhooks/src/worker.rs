@@ -31,6 +31,9 @@ pub struct WorkerConfig {
     /// coming due, other replicas' and `redeliver`'s rows).
     pub poll: Duration,
     pub schedule: RetrySchedule,
+    /// How long delivered and dead deliveries are kept (listable and
+    /// redeliverable); `None` keeps them for ever.
+    pub retention: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -39,9 +42,13 @@ impl Default for WorkerConfig {
             concurrency: 16,
             poll: Duration::from_secs(1),
             schedule: RetrySchedule::default(),
+            retention: Some(Duration::from_secs(30 * 86400)),
         }
     }
 }
+
+/// How often finished deliveries past their retention are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct Worker {
     store: Store,
@@ -76,7 +83,12 @@ impl Worker {
     async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let concurrency = self.config.concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
+        let mut purged_at: Option<tokio::time::Instant> = None;
         while !*shutdown.borrow() {
+            if purged_at.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                purged_at = Some(tokio::time::Instant::now());
+                self.purge().await;
+            }
             let free = permits.available_permits();
             let mut claimed = Vec::new();
             if free > 0 && self.store.deliveries_due().await.unwrap_or(true) {
@@ -113,6 +125,22 @@ impl Worker {
         let drain = permits.acquire_many(concurrency as u32);
         if tokio::time::timeout(self.lease(), drain).await.is_err() {
             tracing::warn!("webhook sends still in flight at shutdown; their leases will lapse");
+        }
+    }
+
+    async fn purge(&self) {
+        let Some(retention) = self.config.retention else {
+            return;
+        };
+        let before =
+            Timestamp::from_millis(Timestamp::now().millis() - retention.as_millis() as i64);
+        match self.store.purge_deliveries(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deliveries = n,
+                "purged finished webhook deliveries past retention"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not purge finished webhook deliveries"),
         }
     }
 

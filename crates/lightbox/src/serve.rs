@@ -78,6 +78,10 @@ pub struct ServeArgs {
     #[arg(long, env = "LIGHTBOX_WEBHOOK_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     webhook_concurrency: u64,
+    /// Days delivered and dead webhook deliveries are kept (listable,
+    /// redeliverable); 0 keeps them for ever.
+    #[arg(long, env = "LIGHTBOX_WEBHOOK_RETENTION_DAYS", default_value_t = 30)]
+    webhook_retention_days: u64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -136,6 +140,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let config = WorkerConfig {
                 concurrency: args.webhook_concurrency as usize,
                 schedule,
+                retention: (args.webhook_retention_days > 0)
+                    .then(|| Duration::from_secs(args.webhook_retention_days * 86400)),
                 ..WorkerConfig::default()
             };
             Some(Worker::new(store.clone(), sender, key, config).spawn(stopped))
