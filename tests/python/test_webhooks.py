@@ -105,10 +105,11 @@ class Received:
     type: str
     verified_by: list[str]  # the keys that verified it
     status: int  # what the receiver answered
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
-# (request, n-th attempt of this id) -> status, or (status, JSON answer)
-Script = Callable[["Received", int], "int | tuple[int, dict]"]
+# (request, n-th attempt of this id) -> status, or (status, JSON answer[, headers])
+Script = Callable[["Received", int], "int | tuple"]
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Receiver:
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def handle(self, headers: dict[str, str], body: str) -> tuple[int, dict]:
+    def handle(self, headers: dict[str, str], body: str) -> tuple[int, dict, dict]:
         sdk = avara.Avara(api_key="unused", base_url="http://127.0.0.1:9")
         verified_by = []
         for key in self.keys:
@@ -156,10 +157,10 @@ class Receiver:
             )
             attempt = sum(1 for r in self.requests if r.webhook_id == got.webhook_id) + 1
             answer = 401 if not verified_by else (self.script(got, attempt) if self.script else 200)
-            status, reply = answer if isinstance(answer, tuple) else (answer, {"received": True})
+            status, reply, extra = (*answer, {})[:3] if isinstance(answer, tuple) else (answer, {"received": True}, {})
             got.status = status
             self.requests.append(got)
-        return status, reply
+        return status, reply, extra
 
     # -- what the tests read
 
@@ -190,9 +191,11 @@ def receiver() -> Iterator[Receiver]:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length).decode()
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, answer = rec.handle(headers, body)
+            status, answer, extra = rec.handle(headers, body)
             reply = json.dumps(answer).encode()
             self.send_response(status)
+            for name, value in extra.items():
+                self.send_header(name, value)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(reply)))
             self.end_headers()
@@ -320,6 +323,18 @@ def test_a_failing_receiver_gets_the_same_event_again_until_it_answers(
     assert len({r.signature for r in attempts}) == 3
     [row] = deliveries(hooked, org)
     assert (row["delivery_id"], row["status"], row["attempts"]) == (attempts[0].webhook_id, "delivered", 3)
+
+
+def test_retry_after_is_honoured(hooked: LightboxServer, receiver: Receiver) -> None:
+    """A busy receiver's `Retry-After: 4` outweighs the 1.5 s the schedule says."""
+    org = hooked.new_org()
+    create_webhook(hooked, org, receiver, "--events", "study.created")
+    receiver.script = lambda request, attempt: (503, {}, {"retry-after": "4"}) if attempt == 1 else 200
+    create_study(org.client())
+    receiver.wait(lambda: len(receiver.accepted()) == 1, "the retry")
+    first, second = receiver.requests
+    assert first.webhook_id == second.webhook_id
+    assert second.at - first.at >= 3.9, second.at - first.at
 
 
 def test_after_a_rotation_both_secrets_verify_during_the_overlap(
