@@ -119,7 +119,12 @@ impl Worker {
             tokio::select! {
                 _ = self.store.outbox_ready() => {}
                 _ = tokio::time::sleep(self.config.poll) => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    // The server dropped its end without a word: stop too.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
             }
         }
         let drain = permits.acquire_many(concurrency as u32);
