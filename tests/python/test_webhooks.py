@@ -28,6 +28,8 @@ from avara.types.study_access_requested_event import StudyAccessRequestedEvent
 from standardwebhooks import WebhookVerificationError
 
 from conftest import LIGHTBOX_BIN, Backend, LightboxServer, Org, new_uid, unique_email
+# moto's S3 server as the Images tests start it (imported, pytest offers the fixture here too).
+from test_images import S3_BUCKET, S3_ENV, S3_PREFIX, as_fields, mutable, put, s3_endpoint  # noqa: F401
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
 
@@ -496,3 +498,29 @@ def test_a_synchronous_call_is_answered_and_its_answer_read_strictly(
                             env=hooked.env, capture_output=True, text=True, timeout=30)
     assert strict.returncode != 0 and "--webhook-allow-private" in strict.stderr, strict.stderr
     assert len(receiver.requests) == 2
+
+
+def test_an_s3_upload_is_reported_once_verified(
+    backend: Backend, s3_endpoint: str, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+) -> None:
+    """With image files in S3, `image.uploaded` is sent when the update that
+    marks the image UPLOADED has verified the bytes, not before."""
+    env = {**S3_ENV, "LIGHTBOX_BLOB_URL": f"s3://{S3_BUCKET}/{S3_PREFIX}", "AWS_ENDPOINT": s3_endpoint,
+           "AWS_ALLOW_HTTP": "true", "LIGHTBOX_WEBHOOK_SECRET_KEY": WEBHOOK_KEY}
+    srv = LightboxServer(backend, tmp_path_factory.mktemp(f"lightbox-s3-webhooks-{backend.name}"),
+                         ("--webhook-allow-private",), env)
+    srv.start()
+    try:
+        org = srv.new_org()
+        create_webhook(srv, org, receiver, "--events", "image.uploaded")
+        api = org.images_client().pre_encounter.images.v_1
+        image = api.create(request=mutable("s3.png"))
+        assert put(image.signed_url, PNG).status_code == 200
+        time.sleep(1)
+        assert receiver.requests == [], "sent before the bytes were verified"
+        api.update(id=image.id, version="1", request=as_fields(image, status=ImageStatus.UPLOADED))
+        receiver.wait(lambda: len(receiver.accepted()) == 1, "image.uploaded")
+        data = json.loads(receiver.accepted()[0].body)["data"]
+        assert (data["imageId"], data["sizeBytes"], data["contentType"]) == (str(image.id), len(PNG), "image/png")
+    finally:
+        srv.stop()
