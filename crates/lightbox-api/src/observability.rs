@@ -21,6 +21,7 @@ const POOL_CONNECTIONS: &str = "lightbox_db_pool_connections";
 const POOL_IDLE: &str = "lightbox_db_pool_idle_connections";
 const BLOB_UPLOADED: &str = "lightbox_blob_bytes_uploaded_total";
 const BLOB_DOWNLOADED: &str = "lightbox_blob_bytes_downloaded_total";
+const WEBHOOK_PENDING: &str = "lightbox_webhook_pending_deliveries";
 
 /// How long each readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,6 +100,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     for pool in state.store.pool_stats() {
         metrics::gauge!(POOL_CONNECTIONS, "pool" => pool.name).set(f64::from(pool.size));
         metrics::gauge!(POOL_IDLE, "pool" => pool.name).set(pool.idle as f64);
+    }
+    // Webhook deliveries waiting (due or retrying), across replicas.
+    match state.store.pending_deliveries().await {
+        Ok(n) => metrics::gauge!(WEBHOOK_PENDING).set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "could not count pending webhook deliveries"),
     }
     // Blob bytes start at 0 rather than appearing on first transfer.
     metrics::counter!(BLOB_UPLOADED).increment(0);

@@ -16,6 +16,7 @@ pub mod study;
 pub mod time;
 pub mod user;
 pub mod validate;
+pub mod webhook;
 
 pub use error::{Error, Result};
 pub use ids::{ApiKeyId, ImageId, OAuthClientId, OrgId, StudyId, UserId};

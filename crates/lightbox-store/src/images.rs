@@ -2,12 +2,14 @@
 //! (`… WHERE version = $expected`), so of concurrent writers holding the same
 //! version exactly one succeeds, on both engines.
 
+use crate::outbox::enqueue;
 use crate::sql::Sql;
 use crate::{flag, Store, StoreError};
 use lightbox_domain::image::{
     stale_version, CoverageAssociation, CoverageImageSide, Image, ImageFilter, ImageSortField,
     ImageStatus, MutableImage, PatientAssociation, SortDirection, StoredBlob,
 };
+use lightbox_domain::webhook::{EventType, ImageUploadedData};
 use lightbox_domain::{Error, ImageId, OrgId, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -102,6 +104,20 @@ impl<'a> Columns<'a> {
             patient_id: fields.patient.as_ref().map(|p| p.id.as_str()),
             patient_notes: fields.patient.as_ref().and_then(|p| p.notes.as_deref()),
         }
+    }
+}
+
+/// `image.uploaded`'s data: `image` has just had `blob` stored.
+fn uploaded(image: &Image, blob: &StoredBlob) -> ImageUploadedData {
+    ImageUploadedData {
+        image_id: image.id.to_string(),
+        file_name: image.fields.file_name.clone(),
+        display_name: image.fields.display_name.clone(),
+        file_type: image.fields.file_type.clone(),
+        content_type: blob.content_type.clone(),
+        size_bytes: blob.size,
+        patient_id: image.fields.patient.as_ref().map(|p| p.id.clone()),
+        occurred_at: Timestamp::now().to_rfc3339(),
     }
 }
 
@@ -216,14 +232,29 @@ impl Store {
             sql.push(" AND blob_key IS NULL");
         }
         sql.push(&format!(" RETURNING {IMAGE_COLUMNS}"));
+        let mut tx = self.begin_write().await?;
         let row = sql
             .query()
-            .fetch_optional(&self.write)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(StoreError::from);
         match row {
-            Ok(Some(row)) => Ok(image_from_row(&row)?),
-            Ok(None) => Err(self.explain_miss(org_id, id, expected).await),
+            Ok(Some(row)) => {
+                let image = image_from_row(&row)?;
+                let queued = match blob {
+                    Some(blob) => {
+                        let event = uploaded(&image, blob);
+                        enqueue(&mut tx, org_id, None, &[(EventType::ImageUploaded, event)]).await?
+                    }
+                    None => 0,
+                };
+                self.commit_with_events(tx, queued).await?;
+                Ok(image)
+            }
+            Ok(None) => {
+                drop(tx);
+                Err(self.explain_miss(org_id, id, expected).await)
+            }
             Err(e) if e.is_unique_violation() => Err(side_taken(fields)),
             Err(e) => Err(e.into()),
         }
@@ -271,19 +302,28 @@ impl Store {
         upload_nonce: &str,
         blob: &StoredBlob,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!(
             "UPDATE images SET blob_key = $1, blob_size = $2, blob_content_type = $3 \
-             WHERE org_id = $4 AND id = $5 AND upload_nonce = $6 AND blob_key IS NULL",
-        )
+             WHERE org_id = $4 AND id = $5 AND upload_nonce = $6 AND blob_key IS NULL \
+             RETURNING {IMAGE_COLUMNS}"
+        ))
         .bind(blob.key.as_str())
         .bind(blob.size)
         .bind(blob.content_type.as_str())
         .bind(org_id.to_string())
         .bind(id.to_string())
         .bind(upload_nonce)
-        .execute(&self.write)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let event = uploaded(&image_from_row(&row)?, blob);
+        // Images belong to no API key: the organization's endpoints get them.
+        let queued = enqueue(&mut tx, org_id, None, &[(EventType::ImageUploaded, event)]).await?;
+        self.commit_with_events(tx, queued).await?;
+        Ok(true)
     }
 
     /// Active images matching every given filter, at most `limit`.

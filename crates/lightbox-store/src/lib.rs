@@ -24,17 +24,21 @@ mod ephemeral;
 mod error;
 mod images;
 mod orgs;
+mod outbox;
 mod settings;
 mod sql;
 mod studies;
 mod users;
+mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
 pub use ephemeral::EphemeralSession;
 pub use error::StoreError;
 pub use images::ImageSort;
 pub use orgs::{ApiKeyRecord, CreatedOrg, Credential, NewOrg, OAuthClientRecord};
+pub use outbox::{AttemptResult, ClaimedDelivery, Delivery, DeliveryStatus};
 pub use users::{Inviter, Page};
+pub use webhooks::{NewWebhookEndpoint, WebhookEndpoint};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
@@ -57,6 +61,8 @@ pub struct Store {
     audit_read: AnyPool,
     audit_write: AnyPool,
     needle_plans: std::sync::Arc<studies::NeedlePlans>,
+    /// Woken when this process writes deliveries, so its worker need not poll for them.
+    outbox_ready: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// A connection pool's occupancy.
@@ -117,6 +123,7 @@ impl Store {
             audit_read: pool(&audit_path, readers)?,
             audit_write: pool(&audit_path, 1)?,
             needle_plans: Default::default(),
+            outbox_ready: Default::default(),
         };
         // Writers first: they create the files and switch them to WAL.
         sqlx::migrate!("./migrations/sqlite")
@@ -187,6 +194,7 @@ impl Store {
             audit_read: pool.clone(),
             audit_write: pool,
             needle_plans: Default::default(),
+            outbox_ready: Default::default(),
         };
         sqlx::migrate!("./migrations/postgres")
             .run(&store.write)

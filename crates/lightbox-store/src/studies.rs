@@ -1,5 +1,6 @@
 //! Viewer studies.
 
+use crate::outbox::{enqueue, study_facts};
 use crate::sql::{like_escape, Sql};
 use crate::users::{paginate, user_ref, Page};
 use crate::{flag, Dialect, Store, StoreError};
@@ -7,6 +8,7 @@ use lightbox_domain::study::{
     Actor, ApiKeyRef, Metadata, NewStudy, RefFilter, Severity, Study, StudyFilter, StudyPatch,
     StudySelector, ViewerStatus,
 };
+use lightbox_domain::webhook::{study_change_events, EventType, StudyEventData, StudyFacts};
 use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -86,6 +88,7 @@ impl Store {
         };
         let id = StudyId::generate();
         let now = Timestamp::now();
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, severity, \
              viewer_status, is_cancelled, assigned_to, express_customer_id, created_by_api_key_id, \
@@ -106,7 +109,7 @@ impl Store {
         .bind(user)
         .bind(metadata_json(&new.metadata))
         .bind(now.millis())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::from);
         match inserted {
@@ -124,6 +127,29 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
+        let created = StudyFacts {
+            id: id.clone(),
+            study_instance_uid: new.study_instance_uid.clone(),
+            description: new.description.clone(),
+            severity: new.severity,
+            viewer_status: ViewerStatus::Incomplete,
+            is_cancelled: false,
+            assigned_to: new.assigned_to.as_ref().map(|u| u.to_string()),
+            express_customer_id: new.express_customer_id.clone(),
+            created_by_api_key_id: match actor {
+                Actor::ApiKey(key) => Some(*key),
+                Actor::User(_) => None,
+            },
+        };
+        let event = StudyEventData::of(&created, now);
+        let queued = enqueue(
+            &mut tx,
+            org_id,
+            created.created_by_api_key_id,
+            &[(EventType::StudyCreated, event)],
+        )
+        .await?;
+        self.commit_with_events(tx, queued).await?;
         self.study(org_id, &id).await?.ok_or_else(|| not_found(&id))
     }
 
@@ -184,8 +210,13 @@ impl Store {
             self.assignable_user(org_id, assignee).await?;
         }
         if !patch.is_empty() {
+            let now = Timestamp::now();
+            let mut tx = self.begin_write().await?;
+            let before = study_facts(self.dialect, &mut tx, org_id, id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
             let mut sql = Sql::new("UPDATE studies SET updated_at = ");
-            sql.bind(Timestamp::now().millis());
+            sql.bind(now.millis());
             if let Some(description) = &patch.description {
                 sql.push(", description = ").bind(description.as_str());
                 sql.push(", description_search = ")
@@ -210,7 +241,7 @@ impl Store {
             sql.push(" AND id = ").bind(id.as_str());
             let done = sql
                 .query()
-                .execute(&self.write)
+                .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from);
             match done {
@@ -223,6 +254,17 @@ impl Store {
                 }
                 Err(e) => return Err(e.into()),
             }
+            let after = study_facts(self.dialect, &mut tx, org_id, id)
+                .await?
+                .ok_or_else(|| not_found(id))?;
+            // Setting a field to the value it has is no change to report.
+            let queued = if before == after && patch.metadata.is_none() {
+                0
+            } else {
+                let events = study_change_events(&before, &after, now);
+                enqueue(&mut tx, org_id, after.created_by_api_key_id, &events).await?
+            };
+            self.commit_with_events(tx, queued).await?;
         }
         self.study(org_id, id).await?.ok_or_else(|| not_found(id))
     }
@@ -235,7 +277,9 @@ impl Store {
         cancel: bool,
     ) -> Result<Study, Error> {
         let study = self.select_study(org_id, selector).await?;
-        let now = Timestamp::now().millis();
+        let at = Timestamp::now();
+        let now = at.millis();
+        let mut tx = self.begin_write().await?;
         let result = sqlx::query(
             "UPDATE studies SET is_cancelled = $1, cancelled_at = $2, updated_at = $3 \
              WHERE org_id = $4 AND id = $5 AND is_cancelled = $6",
@@ -246,7 +290,7 @@ impl Store {
         .bind(org_id.to_string())
         .bind(study.id.as_str())
         .bind(!cancel)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
         if result.rows_affected() == 0 {
@@ -257,6 +301,13 @@ impl Store {
             };
             return Err(Error::Conflict(format!("study {} is {state}", study.id)));
         }
+        let mut before = StudyFacts::from(&study);
+        before.is_cancelled = !cancel;
+        let mut after = before.clone();
+        after.is_cancelled = cancel;
+        let events = study_change_events(&before, &after, at);
+        let queued = enqueue(&mut tx, org_id, after.created_by_api_key_id, &events).await?;
+        self.commit_with_events(tx, queued).await?;
         self.study(org_id, &study.id)
             .await?
             .ok_or_else(|| not_found(&study.id))

@@ -35,6 +35,24 @@ pub enum AdminCommand {
     ListDicomPeers(OrgArgs),
     /// Remove an allowed DICOM sender by its id.
     RemoveDicomPeer(RemoveDicomPeerArgs),
+    /// Add a webhook endpoint; prints its signing secret (`whsec_…`) once.
+    CreateWebhook(crate::webhook_admin::CreateWebhookArgs),
+    /// List an organization's webhook endpoints.
+    ListWebhooks(crate::webhook_admin::ListWebhooksArgs),
+    /// Stop sending to an endpoint (its pending deliveries wait).
+    DisableWebhook(crate::webhook_admin::WebhookArgs),
+    /// Send to an endpoint again, pending deliveries first.
+    EnableWebhook(crate::webhook_admin::WebhookArgs),
+    /// Give an endpoint a new signing secret; the old one keeps signing during the overlap.
+    RotateWebhookSecret(crate::webhook_admin::RotateWebhookArgs),
+    /// Delete an endpoint and its deliveries.
+    DeleteWebhook(crate::webhook_admin::WebhookArgs),
+    /// Show webhook deliveries, newest first, with their status and last error.
+    WebhookDeliveries(crate::webhook_admin::DeliveriesArgs),
+    /// Send a delivery again (same id and body) on a fresh retry schedule.
+    Redeliver(crate::webhook_admin::RedeliverArgs),
+    /// Call an endpoint now with a signed `study.access_requested` and show its answer.
+    TestWebhook(crate::webhook_admin::TestWebhookArgs),
 }
 
 #[derive(Args)]
@@ -186,10 +204,19 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::AllowDicomPeer(args) => allow_dicom_peer(args).await,
         AdminCommand::ListDicomPeers(args) => list_dicom_peers(args).await,
         AdminCommand::RemoveDicomPeer(args) => remove_dicom_peer(args).await,
+        AdminCommand::CreateWebhook(args) => crate::webhook_admin::create(args).await,
+        AdminCommand::ListWebhooks(args) => crate::webhook_admin::list(args).await,
+        AdminCommand::DisableWebhook(args) => crate::webhook_admin::set_enabled(args, false).await,
+        AdminCommand::EnableWebhook(args) => crate::webhook_admin::set_enabled(args, true).await,
+        AdminCommand::RotateWebhookSecret(args) => crate::webhook_admin::rotate(args).await,
+        AdminCommand::DeleteWebhook(args) => crate::webhook_admin::delete(args).await,
+        AdminCommand::WebhookDeliveries(args) => crate::webhook_admin::deliveries(args).await,
+        AdminCommand::Redeliver(args) => crate::webhook_admin::redeliver(args).await,
+        AdminCommand::TestWebhook(args) => crate::webhook_admin::test(args).await,
     }
 }
 
-fn print(as_json: bool, value: serde_json::Value) {
+pub(crate) fn print(as_json: bool, value: serde_json::Value) {
     if as_json {
         println!("{value}");
     } else if let Some(fields) = value.as_object() {
@@ -301,7 +328,10 @@ async fn remove_dicom_peer(args: RemoveDicomPeerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn existing_org(store: &lightbox_store::Store, org: &str) -> anyhow::Result<OrgId> {
+pub(crate) async fn existing_org(
+    store: &lightbox_store::Store,
+    org: &str,
+) -> anyhow::Result<OrgId> {
     let org_id = OrgId::parse(org)?;
     anyhow::ensure!(store.org_exists(org_id).await?, "no organization {org_id}");
     Ok(org_id)

@@ -39,6 +39,43 @@ impl StoreArgs {
     }
 }
 
+/// The key that seals webhook signing secrets in the database.
+#[derive(Args, Clone)]
+pub struct WebhookKeyArgs {
+    /// 32 random bytes (base64 or 64 hex digits, e.g. `openssl rand -base64 32`)
+    /// that seal webhook signing secrets in the database. Needed to create or
+    /// rotate endpoints and to deliver events; the same on every replica.
+    #[arg(long, env = "LIGHTBOX_WEBHOOK_SECRET_KEY", hide_env_values = true)]
+    pub webhook_secret_key: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookKeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookKeyArgs { webhook_secret_key: <redacted> }")
+    }
+}
+
+impl WebhookKeyArgs {
+    pub fn key(&self) -> anyhow::Result<Option<lightbox_webhooks::SecretKey>> {
+        match self.webhook_secret_key.as_deref().filter(|k| !k.is_empty()) {
+            None => Ok(None),
+            Some(text) => Ok(Some(
+                lightbox_webhooks::SecretKey::parse(text)
+                    .map_err(|e| anyhow::anyhow!("--webhook-secret-key: {e}"))?,
+            )),
+        }
+    }
+
+    pub fn require(&self) -> anyhow::Result<lightbox_webhooks::SecretKey> {
+        self.key()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "webhook signing secrets are sealed with --webhook-secret-key \
+                 (LIGHTBOX_WEBHOOK_SECRET_KEY): set it, the same as the server's"
+            )
+        })
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod config_file;
 mod serve;
+mod webhook_admin;
 
 /// jemalloc, also in place of libc's malloc (SQLite allocates through it):
 /// under load glibc's malloc and free took a quarter of the server's CPU.

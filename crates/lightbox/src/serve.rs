@@ -1,8 +1,10 @@
-use crate::config::{init_logging, LogFormat, StoreArgs};
+use crate::config::{init_logging, LogFormat, StoreArgs, WebhookKeyArgs};
 use clap::Args;
 use lightbox_api::{ApiConfig, AppState, DicomConfig};
 use lightbox_blob::BlobStore;
 use lightbox_dicom::ScpConfig;
+use lightbox_domain::webhook::RetrySchedule;
+use lightbox_webhooks::{SendConfig, Sender, Worker, WorkerConfig};
 use std::io::Write;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -90,6 +92,33 @@ pub struct ServeArgs {
         default_value_t = 3600
     )]
     dicom_association_timeout_secs: u64,
+    #[command(flatten)]
+    webhook_key: WebhookKeyArgs,
+    /// Let webhooks go to `http://` URLs and to private, loopback and
+    /// link-local addresses (on-premises partners); otherwise HTTPS to public
+    /// addresses only.
+    #[arg(long, env = "LIGHTBOX_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
+    /// Seconds one webhook delivery attempt may take.
+    #[arg(long, env = "LIGHTBOX_WEBHOOK_TIMEOUT_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    webhook_timeout_secs: u64,
+    /// Seconds before each retry of a failed webhook delivery (jittered by
+    /// ±20 %); after the last, the delivery is dead. Default: Standard Webhooks'.
+    #[arg(
+        long,
+        env = "LIGHTBOX_WEBHOOK_RETRY_DELAYS",
+        default_value = "5,300,1800,7200,18000,36000,50400,72000,86400"
+    )]
+    webhook_retry_delays: String,
+    /// Webhook deliveries in flight at once (per replica).
+    #[arg(long, env = "LIGHTBOX_WEBHOOK_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    webhook_concurrency: u64,
+    /// Days delivered and dead webhook deliveries are kept (listable,
+    /// redeliverable); 0 keeps them for ever.
+    #[arg(long, env = "LIGHTBOX_WEBHOOK_RETENTION_DAYS", default_value_t = 30)]
+    webhook_retention_days: u64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -126,6 +155,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.max_upload_bytes,
     )
     .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
+    let schedule = RetrySchedule::parse(&args.webhook_retry_delays)
+        .map_err(|e| anyhow::anyhow!("--webhook-retry-delays: {e}"))?;
+    let webhook_key = args.webhook_key.key()?;
     let state = AppState::new(store.clone(), blobs, config).await?;
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -171,6 +203,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Peer addresses reach the audit trail through ConnectInfo.
     let app =
         lightbox_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Started after the router, which installs the metrics recorder it counts into.
+    let worker = match webhook_key {
+        Some(key) => {
+            let sender = Sender::new(SendConfig {
+                timeout: Duration::from_secs(args.webhook_timeout_secs),
+                allow_private: args.webhook_allow_private,
+                ..SendConfig::default()
+            });
+            let config = WorkerConfig {
+                concurrency: args.webhook_concurrency as usize,
+                schedule,
+                retention: (args.webhook_retention_days > 0)
+                    .then(|| Duration::from_secs(args.webhook_retention_days * 86400)),
+                ..WorkerConfig::default()
+            };
+            Some(Worker::new(store.clone(), sender, key, config).spawn(stopped.clone()))
+        }
+        None => {
+            tracing::info!("webhook delivery is off: no --webhook-secret-key (events stay queued)");
+            None
+        }
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -179,6 +233,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     if let Some(dicom) = dicom {
         let _ = dicom.await;
+    }
+    if let Some(worker) = worker {
+        let _ = worker.await;
     }
     store.close().await;
     tracing::info!("stopped");
