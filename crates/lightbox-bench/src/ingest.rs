@@ -48,6 +48,11 @@ pub struct IngestArgs {
     /// Send to dcmtk's `storescp` too: the floor (no index, no fsync).
     #[arg(long)]
     storescp: bool,
+    /// Leave Nagle's algorithm on in storescu, storescp and Orthanc (dcmtk's
+    /// default, as an unconfigured dcmtk-based sender has it): each instance
+    /// then waits ~40 ms for a delayed ACK.
+    #[arg(long)]
+    nagle: bool,
     /// Write the results as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -58,6 +63,16 @@ pub struct IngestArgs {
 const MIN_PROBE_BYTES: u64 = 256 * 1024 * 1024;
 /// Our calling AE title.
 const CALLING_AE: &str = "LIGHTBOX-BENCH";
+
+/// dcmtk (storescu, storescp, and Orthanc's DICOM server, built on it) leaves
+/// Nagle's algorithm on unless `TCP_NODELAY=1` is set: its small PDU writes
+/// then wait for the peer's delayed ACK, 40 ms per instance (storescp took 21
+/// instances/s over one association without it, 940 with it). Every dcmtk
+/// process here gets it, so the passes measure the receivers, not that stall;
+/// `--nagle` keeps dcmtk's default instead.
+fn dcmtk_env(nagle: bool) -> [(&'static str, &'static str); 1] {
+    [("TCP_NODELAY", if nagle { "0" } else { "1" })]
+}
 
 /// One pass: every instance sent to one receiver over `associations`
 /// associations, from the first storescu's start to the last one's exit.
@@ -178,7 +193,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
 
     let mut passes = Vec::new();
     let measure = async |receiver: Receiver, associations: u64| -> anyhow::Result<Pass> {
-        let pass = send_all(&set, &written, &args.data_dir, &receiver, associations).await?;
+        let pass = send_all(&set, &written, &args.data_dir, &receiver, associations, args.nagle).await?;
         let pass = Pass {
             arrived: check(&receiver.check, &client, &written).await?,
             ..pass
@@ -195,12 +210,12 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     for associations in [1, QUARTERS] {
         if args.storescp {
             let dir = receivers.join(format!("storescp-{associations}"));
-            passes.push(measure(start_storescp(&dir).await?, associations).await?);
+            passes.push(measure(start_storescp(&dir, args.nagle).await?, associations).await?);
             std::fs::remove_dir_all(&dir)?;
         }
         if args.orthanc {
             let dir = receivers.join(format!("orthanc-{associations}"));
-            passes.push(measure(start_orthanc(&args.orthanc_binary, &dir).await?, associations).await?);
+            passes.push(measure(start_orthanc(&args.orthanc_binary, &dir, args.nagle).await?, associations).await?);
             std::fs::remove_dir_all(&dir)?;
         }
     }
@@ -254,16 +269,18 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         "series": written.series,
         "bytes": written.bytes,
         "disk_seq_write_mb_s": [disk_before, disk_after],
+        "dcmtk_nagle": args.nagle,
         "results": passes.iter().map(|p| p.json(&passes, disk)).collect::<Vec<_>>(),
         "targets": targets::json(&judged),
         "machine": server::machine(),
     });
     println!(
-        "\n## DICOM ingest — {} CT instances {m}×{m} 16-bit ({:.0} MB, {} studies, {} series), storescu\n",
+        "\n## DICOM ingest — {} CT instances {m}×{m} 16-bit ({:.0} MB, {} studies, {} series), storescu, dcmtk {}\n",
         set.instances,
         written.bytes as f64 / 1e6,
         written.studies,
         written.series,
+        if args.nagle { "with Nagle (its default)" } else { "with TCP_NODELAY=1" },
         m = set.matrix,
     );
     println!("{TABLE_HEADER}");
@@ -291,6 +308,7 @@ async fn send_all(
     data_dir: &Path,
     receiver: &Receiver,
     associations: u64,
+    nagle: bool,
 ) -> anyhow::Result<Pass> {
     ct::warm(set, data_dir)?;
     let root = set.dir(data_dir);
@@ -312,6 +330,7 @@ async fn send_all(
         let log_path = logs.join(format!("{slug}-{associations}-{k}.log"));
         let log = std::fs::File::create(&log_path)?;
         let child = tokio::process::Command::new("storescu")
+            .envs(dcmtk_env(nagle))
             .args(["-aet", CALLING_AE, "-aec", &receiver.called_ae])
             // Every .dcm under the folder, in one association.
             .args(["+sd", "+r", "+sp", "*.dcm"])
@@ -430,12 +449,13 @@ fn count_files(dir: &Path) -> anyhow::Result<u64> {
 
 /// dcmtk's storescp in `dir`, one process per association (`--fork`), writing
 /// what it receives as is (`+B`).
-async fn start_storescp(dir: &Path) -> anyhow::Result<Receiver> {
+async fn start_storescp(dir: &Path, nagle: bool) -> anyhow::Result<Receiver> {
     which("storescp").context("dcmtk's storescp: apt-get install -y dcmtk")?;
     let files = dir.join("files");
     std::fs::create_dir_all(&files)?;
     let port = free_port()?;
     let child = tokio::process::Command::new("storescp")
+        .envs(dcmtk_env(nagle))
         .args(["--fork", "+B", "-aet", "STORESCP", "-od"])
         .arg(&files)
         .arg(port.to_string())
@@ -457,7 +477,7 @@ async fn start_storescp(dir: &Path) -> anyhow::Result<Receiver> {
     })
 }
 
-async fn start_orthanc(binary: &Path, dir: &Path) -> anyhow::Result<Receiver> {
+async fn start_orthanc(binary: &Path, dir: &Path, nagle: bool) -> anyhow::Result<Receiver> {
     let port = free_port()?;
     let orthanc = Orthanc::start(&OrthancConfig {
         binary,
@@ -465,6 +485,7 @@ async fn start_orthanc(binary: &Path, dir: &Path) -> anyhow::Result<Receiver> {
         http_port: free_port()?,
         plugins: Vec::new(),
         dicom_port: Some(port),
+        env: dcmtk_env(nagle).to_vec(),
     })
     .await?;
     wait_for_port(port, "Orthanc's DICOM server").await?;

@@ -53,6 +53,8 @@ pub struct OrthancConfig<'a> {
     pub plugins: Vec<&'a Path>,
     /// Accept C-STORE here (AE title `ORTHANC`, any called AE title accepted).
     pub dicom_port: Option<u16>,
+    /// Environment variables for the process.
+    pub env: Vec<(&'a str, &'a str)>,
 }
 
 impl Orthanc {
@@ -92,6 +94,7 @@ impl Orthanc {
         std::fs::write(&config_path, serde_json::to_vec_pretty(&settings)?)?;
         let child = tokio::process::Command::new(config.binary)
             .arg(&config_path)
+            .envs(config.env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(dir.join("orthanc.log"))?)
             .kill_on_drop(true)
@@ -125,6 +128,7 @@ async fn start_orthanc(args: &OrthancArgs) -> anyhow::Result<Orthanc> {
         http_port: args.orthanc_port,
         plugins: vec![&args.dicomweb_plugin],
         dicom_port: None,
+        env: Vec::new(),
     })
     .await
 }
