@@ -53,9 +53,10 @@ impl CtSet {
 
     /// The folder, under the data directory, holding this set.
     pub fn dir(&self, data_dir: &Path) -> PathBuf {
-        data_dir
-            .join("dicom-files")
-            .join(format!("ct-{}x{}-{}", self.matrix, self.matrix, self.instances))
+        data_dir.join("dicom-files").join(format!(
+            "ct-{}x{}-{}",
+            self.matrix, self.matrix, self.instances
+        ))
     }
 
     /// The folder instance `i` is written to: quarters of consecutive instances.
@@ -122,14 +123,30 @@ pub fn instance(set: &CtSet, i: u64) -> anyhow::Result<FileDicomObject<InMemDico
         (tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE.into()),
         (tags::SOP_INSTANCE_UID, VR::UI, sop_uid),
         (tags::STUDY_DATE, VR::DA, "20261203".into()),
-        (tags::STUDY_TIME, VR::TM, format!("{:06}", 70000 + study % 100)),
+        (
+            tags::STUDY_TIME,
+            VR::TM,
+            format!("{:06}", 70000 + study % 100),
+        ),
         (tags::ACCESSION_NUMBER, VR::SH, format!("BENCH{study:06}")),
         (tags::MODALITY, VR::CS, "CT".into()),
         (tags::MANUFACTURER, VR::LO, "Lightbox bench".into()),
         (tags::REFERRING_PHYSICIAN_NAME, VR::PN, String::new()),
-        (tags::STUDY_DESCRIPTION, VR::LO, "CT CHEST W/O CONTRAST - INGEST BENCH".into()),
-        (tags::SERIES_DESCRIPTION, VR::LO, format!("AXIAL 1.25 KERNEL {}", series % SERIES_PER_STUDY + 1)),
-        (tags::PATIENT_NAME, VR::PN, format!("BENCH^PATIENT{study:04}")),
+        (
+            tags::STUDY_DESCRIPTION,
+            VR::LO,
+            "CT CHEST W/O CONTRAST - INGEST BENCH".into(),
+        ),
+        (
+            tags::SERIES_DESCRIPTION,
+            VR::LO,
+            format!("AXIAL 1.25 KERNEL {}", series % SERIES_PER_STUDY + 1),
+        ),
+        (
+            tags::PATIENT_NAME,
+            VR::PN,
+            format!("BENCH^PATIENT{study:04}"),
+        ),
         (tags::PATIENT_ID, VR::LO, format!("PB{study:06}")),
         (tags::PATIENT_BIRTH_DATE, VR::DA, "19700101".into()),
         (tags::PATIENT_SEX, VR::CS, "O".into()),
@@ -138,14 +155,30 @@ pub fn instance(set: &CtSet, i: u64) -> anyhow::Result<FileDicomObject<InMemDico
         (tags::STUDY_INSTANCE_UID, VR::UI, study_uid),
         (tags::SERIES_INSTANCE_UID, VR::UI, series_uid),
         (tags::STUDY_ID, VR::SH, format!("{}", study + 1)),
-        (tags::SERIES_NUMBER, VR::IS, format!("{}", series % SERIES_PER_STUDY + 1)),
+        (
+            tags::SERIES_NUMBER,
+            VR::IS,
+            format!("{}", series % SERIES_PER_STUDY + 1),
+        ),
         (tags::INSTANCE_NUMBER, VR::IS, format!("{}", slice + 1)),
-        (tags::IMAGE_POSITION_PATIENT, VR::DS, format!("{corner}\\{corner}\\{z}")),
-        (tags::IMAGE_ORIENTATION_PATIENT, VR::DS, "1\\0\\0\\0\\1\\0".into()),
+        (
+            tags::IMAGE_POSITION_PATIENT,
+            VR::DS,
+            format!("{corner}\\{corner}\\{z}"),
+        ),
+        (
+            tags::IMAGE_ORIENTATION_PATIENT,
+            VR::DS,
+            "1\\0\\0\\0\\1\\0".into(),
+        ),
         (tags::FRAME_OF_REFERENCE_UID, VR::UI, frame_uid),
         (tags::POSITION_REFERENCE_INDICATOR, VR::LO, String::new()),
         (tags::SLICE_LOCATION, VR::DS, z.clone()),
-        (tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2".into()),
+        (
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            "MONOCHROME2".into(),
+        ),
         (tags::PIXEL_SPACING, VR::DS, format!("{spacing}\\{spacing}")),
         (tags::WINDOW_CENTER, VR::DS, "40".into()),
         (tags::WINDOW_WIDTH, VR::DS, "400".into()),
@@ -193,7 +226,11 @@ pub fn ensure(set: &CtSet, data_dir: &Path) -> anyhow::Result<Written> {
         .and_then(|b| serde_json::from_slice::<Written>(&b).ok())
         .filter(|w| w.set == *set && w.version == GENERATOR_VERSION)
     {
-        eprintln!("reusing the {} CT instances in {}", set.instances, dir.display());
+        eprintln!(
+            "reusing the {} CT instances in {}",
+            set.instances,
+            dir.display()
+        );
         return Ok(written);
     }
     if dir.exists() {
@@ -274,7 +311,10 @@ mod tests {
         );
 
         let obj = dicom_object::open_file(&path).unwrap();
-        assert_eq!(obj.meta().transfer_syntax(), uids::EXPLICIT_VR_LITTLE_ENDIAN);
+        assert_eq!(
+            obj.meta().transfer_syntax(),
+            uids::EXPLICIT_VR_LITTLE_ENDIAN
+        );
         assert_eq!(
             obj.meta().media_storage_sop_class_uid(),
             uids::CT_IMAGE_STORAGE
@@ -284,16 +324,17 @@ mod tests {
         assert_eq!(text(tags::MODALITY), "CT");
         assert_eq!(text(tags::PHOTOMETRIC_INTERPRETATION), "MONOCHROME2");
         assert_eq!(text(tags::INSTANCE_NUMBER), "4");
-        assert_eq!(
-            (number(tags::ROWS), number(tags::COLUMNS)),
-            (512, 512)
-        );
+        assert_eq!((number(tags::ROWS), number(tags::COLUMNS)), (512, 512));
         assert_eq!(
             (number(tags::BITS_ALLOCATED), number(tags::BITS_STORED)),
             (16, 16)
         );
         assert_eq!(
-            obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap().len(),
+            obj.element(tags::PIXEL_DATA)
+                .unwrap()
+                .to_bytes()
+                .unwrap()
+                .len(),
             pixel_bytes
         );
         for tag in [
@@ -303,10 +344,20 @@ mod tests {
         ] {
             let uid = text(tag);
             assert!(uid.len() <= 64, "{uid}");
-            assert!(uid.bytes().all(|b| b.is_ascii_digit() || b == b'.'), "{uid}");
-            assert!(!uid.split('.').any(|c| c.is_empty() || (c.len() > 1 && c.starts_with('0'))), "{uid}");
+            assert!(
+                uid.bytes().all(|b| b.is_ascii_digit() || b == b'.'),
+                "{uid}"
+            );
+            assert!(
+                !uid.split('.')
+                    .any(|c| c.is_empty() || (c.len() > 1 && c.starts_with('0'))),
+                "{uid}"
+            );
         }
-        assert_eq!(obj.meta().media_storage_sop_instance_uid(), text(tags::SOP_INSTANCE_UID));
+        assert_eq!(
+            obj.meta().media_storage_sop_instance_uid(),
+            text(tags::SOP_INSTANCE_UID)
+        );
     }
 
     #[test]
@@ -322,7 +373,10 @@ mod tests {
         };
         let all: Vec<_> = (0..SMALL.instances).map(uids_of).collect();
         let count = |f: fn(&(String, String, String)) -> &String| {
-            all.iter().map(f).collect::<std::collections::HashSet<_>>().len() as u64
+            all.iter()
+                .map(f)
+                .collect::<std::collections::HashSet<_>>()
+                .len() as u64
         };
         // 120 slices: series of 50, 50 and 20; studies of two series.
         assert_eq!(count(|u| &u.0), SMALL.studies());
@@ -330,14 +384,27 @@ mod tests {
         assert_eq!(count(|u| &u.1), 3);
         assert_eq!(count(|u| &u.2), 120);
         assert_eq!(uids_of(7), all[7], "the same set gives the same UIDs");
-        let other = CtSet { matrix: 128, ..SMALL };
-        assert_ne!(instance(&other, 7).unwrap().meta().media_storage_sop_instance_uid(), all[7].2);
+        let other = CtSet {
+            matrix: 128,
+            ..SMALL
+        };
+        assert_ne!(
+            instance(&other, 7)
+                .unwrap()
+                .meta()
+                .media_storage_sop_instance_uid(),
+            all[7].2
+        );
     }
 
     #[test]
     fn quarters_split_the_instances_evenly_and_in_order() {
         let sizes: Vec<usize> = (0..QUARTERS)
-            .map(|q| (0..SMALL.instances).filter(|&i| SMALL.quarter(i) == q).count())
+            .map(|q| {
+                (0..SMALL.instances)
+                    .filter(|&i| SMALL.quarter(i) == q)
+                    .count()
+            })
             .collect();
         assert_eq!(sizes, [30, 30, 30, 30]);
         assert!((1..SMALL.instances).all(|i| SMALL.quarter(i) >= SMALL.quarter(i - 1)));

@@ -173,9 +173,8 @@ enum Check {
 }
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
-    which("storescu").context(
-        "dcmtk's storescu is needed: apt-get update && apt-get install -y dcmtk",
-    )?;
+    which("storescu")
+        .context("dcmtk's storescu is needed: apt-get update && apt-get install -y dcmtk")?;
     let set = CtSet {
         instances: args.instances,
         matrix: args.matrix,
@@ -189,11 +188,21 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let probe_bytes = written.bytes.max(MIN_PROBE_BYTES);
     let disk_before = server::disk_write_speed(&receivers, probe_bytes)?;
-    eprintln!("disk sequential write (write + fsync of {probe_bytes} bytes): {disk_before:.0} MB/s");
+    eprintln!(
+        "disk sequential write (write + fsync of {probe_bytes} bytes): {disk_before:.0} MB/s"
+    );
 
     let mut passes = Vec::new();
     let measure = async |receiver: Receiver, associations: u64| -> anyhow::Result<Pass> {
-        let pass = send_all(&set, &written, &args.data_dir, &receiver, associations, args.nagle).await?;
+        let pass = send_all(
+            &set,
+            &written,
+            &args.data_dir,
+            &receiver,
+            associations,
+            args.nagle,
+        )
+        .await?;
         let pass = Pass {
             arrived: check(&receiver.check, &client, &written).await?,
             ..pass
@@ -215,13 +224,22 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         }
         if args.orthanc {
             let dir = receivers.join(format!("orthanc-{associations}"));
-            passes.push(measure(start_orthanc(&args.orthanc_binary, &dir, args.nagle).await?, associations).await?);
+            passes.push(
+                measure(
+                    start_orthanc(&args.orthanc_binary, &dir, args.nagle).await?,
+                    associations,
+                )
+                .await?,
+            );
             std::fs::remove_dir_all(&dir)?;
         }
     }
     if let Some(lightbox) = &args.lightbox {
-        let backends = std::iter::once(("sqlite", None))
-            .chain(args.database_url.as_deref().map(|url| ("postgresql", Some(url))));
+        let backends = std::iter::once(("sqlite", None)).chain(
+            args.database_url
+                .as_deref()
+                .map(|url| ("postgresql", Some(url))),
+        );
         for (backend, url) in backends {
             if let Some(url) = url {
                 crate::ensure_pg_database(url).await?;
@@ -229,7 +247,9 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             let dir = receivers.join(format!("lightbox-{backend}"));
             let server = Server::spawn(lightbox, &dir, url, &["--dicom-listen", "127.0.0.1:0"])
                 .await
-                .context("start lightbox serve --dicom-listen (a build with the DICOM receiver?)")?;
+                .context(
+                    "start lightbox serve --dicom-listen (a build with the DICOM receiver?)",
+                )?;
             let dicom = server.dicom.clone().context(
                 "lightbox serve printed no `dicom listening on` line: a build without the DICOM receiver?",
             )?;
@@ -238,7 +258,8 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
                 .and_then(|(_, p)| p.parse().ok())
                 .with_context(|| format!("DICOM address {dicom}"))?;
             for associations in [1, QUARTERS] {
-                let org = create_org(lightbox, &dir, url, &format!("Ingest {associations}")).await?;
+                let org =
+                    create_org(lightbox, &dir, url, &format!("Ingest {associations}")).await?;
                 let receiver = Receiver {
                     name: format!("lightbox ({backend})"),
                     port,
@@ -379,12 +400,19 @@ async fn send_all(
 
 /// Checks that the receiver holds every instance (or, for Lightbox, every
 /// study: its worklist has no instance count); fails the run otherwise.
-async fn check(check: &Check, client: &reqwest::Client, written: &Written) -> anyhow::Result<String> {
+async fn check(
+    check: &Check,
+    client: &reqwest::Client,
+    written: &Written,
+) -> anyhow::Result<String> {
     let expected = written.set.instances;
     match check {
         Check::Files(dir) => {
             let files = count_files(dir)?;
-            anyhow::ensure!(files == expected, "storescp wrote {files} files of {expected}");
+            anyhow::ensure!(
+                files == expected,
+                "storescp wrote {files} files of {expected}"
+            );
             Ok(format!("{files} files"))
         }
         Check::Orthanc(base) => {
@@ -409,7 +437,9 @@ async fn check(check: &Check, client: &reqwest::Client, written: &Written) -> an
             let mut cursor: Option<String> = None;
             loop {
                 // Cursors are base64url: safe in a query string as they are.
-                let after = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));
+                let after = cursor
+                    .as_ref()
+                    .map_or(String::new(), |c| format!("&cursor={c}"));
                 let page: Value = client
                     .get(format!("{base}/v1/viewer/studies?limit=100{after}"))
                     .bearer_auth(api_key)
@@ -419,7 +449,10 @@ async fn check(check: &Check, client: &reqwest::Client, written: &Written) -> an
                     .json()
                     .await?;
                 studies += page["studies"].as_array().map_or(0, Vec::len) as u64;
-                cursor = page["cursor"].as_str().filter(|c| !c.is_empty()).map(str::to_owned);
+                cursor = page["cursor"]
+                    .as_str()
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned);
                 if cursor.is_none() || page["hasMore"] == json!(false) {
                     break;
                 }
@@ -520,7 +553,14 @@ async fn create_org(
         .as_millis();
     let mut command = tokio::process::Command::new(lightbox);
     command
-        .args(["admin", "create-org", "--json", "--name", name, "--owner-email"])
+        .args([
+            "admin",
+            "create-org",
+            "--json",
+            "--name",
+            name,
+            "--owner-email",
+        ])
         .arg(format!("ingest-{stamp}@bench.invalid"))
         .arg("--data-dir")
         .arg(data_dir)
@@ -529,7 +569,10 @@ async fn create_org(
         Some(url) => command.env("DATABASE_URL", url),
         None => command.env_remove("DATABASE_URL"),
     };
-    let output = command.output().await.context("lightbox admin create-org")?;
+    let output = command
+        .output()
+        .await
+        .context("lightbox admin create-org")?;
     anyhow::ensure!(
         output.status.success(),
         "lightbox admin create-org: {}",
@@ -537,10 +580,9 @@ async fn create_org(
     );
     let created: Value = serde_json::from_slice(&output.stdout)?;
     let text = |key: &str| {
-        created[key]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("create-org --json printed no {key} (a build without the DICOM receiver?)"))
+        created[key].as_str().map(str::to_owned).with_context(|| {
+            format!("create-org --json printed no {key} (a build without the DICOM receiver?)")
+        })
     };
     Ok(Org {
         ae_title: text("dicom_ae_title")?,
@@ -559,12 +601,17 @@ fn which(program: &str) -> anyhow::Result<PathBuf> {
 
 /// A port free right now (the receiver binds it a moment later).
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(30),
             "{what} is not listening on port {port}"
@@ -610,11 +657,19 @@ mod tests {
         assert_eq!(passes[2].over_orthanc(&passes[2..]), None);
 
         let row = lightbox.row(&passes, 1050.0);
-        assert!(row.starts_with("| lightbox (sqlite) | 4 | 1000 | 1.00 | 1000.0 | 525.0 | 0.50× | 10.00× |"), "{row}");
+        assert!(
+            row.starts_with(
+                "| lightbox (sqlite) | 4 | 1000 | 1.00 | 1000.0 | 525.0 | 0.50× | 10.00× |"
+            ),
+            "{row}"
+        );
         let json = lightbox.json(&passes, 1050.0);
         assert_eq!(json["over_orthanc"], json!(10.0));
         assert_eq!(json["instances_per_s"], json!(1000.0));
-        assert_eq!(passes[2].json(&passes[2..], 1.0)["over_orthanc"], Value::Null);
+        assert_eq!(
+            passes[2].json(&passes[2..], 1.0)["over_orthanc"],
+            Value::Null
+        );
     }
 
     #[test]

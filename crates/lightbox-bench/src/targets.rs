@@ -139,7 +139,10 @@ pub fn judge_ingest(passes: &[Pass], disk_mb_s: f64, instance_bytes: u64) -> Vec
                 pass.receiver,
                 instance_bytes / 1024
             ),
-            measured: format!("{ratio:.2}× ({:.1} of {disk_mb_s:.0} MB/s)", pass.mb_per_second()),
+            measured: format!(
+                "{ratio:.2}× ({:.1} of {disk_mb_s:.0} MB/s)",
+                pass.mb_per_second()
+            ),
             met: ratio >= INGEST_OVER_DISK,
         });
     }
@@ -235,18 +238,33 @@ mod tests {
             pass("lightbox (sqlite)", 4, 1.0),
         ];
         let t = judge_ingest(&passes, 1000.0, 525_000);
-        let by = |what: &str| t.iter().find(|t| t.what == what).unwrap_or_else(|| panic!("{what}"));
-        assert_eq!(t.len(), 4, "two targets per Lightbox pass, none for Orthanc");
+        let by = |what: &str| {
+            t.iter()
+                .find(|t| t.what == what)
+                .unwrap_or_else(|| panic!("{what}"))
+        };
+        assert_eq!(
+            t.len(),
+            4,
+            "two targets per Lightbox pass, none for Orthanc"
+        );
         // 200/s against 50/s: 4x, under the 5x line; 1000/s against 100/s: 10x.
         let single = by("lightbox (sqlite), 1 association: ≥ 5× Orthanc's instances/s");
         assert!(!single.met);
         assert_eq!(single.measured, "4.00× (200.0 vs 50.0/s)");
         assert!(by("lightbox (sqlite), 4 associations: ≥ 5× Orthanc's instances/s").met);
         // 105 and 525 MB/s against a 1000 MB/s disk.
-        let disk = |n| format!("lightbox (sqlite), {n}: ≥ 0.5× the disk's sequential write (512 KiB instances)");
+        let disk = |n| {
+            format!(
+                "lightbox (sqlite), {n}: ≥ 0.5× the disk's sequential write (512 KiB instances)"
+            )
+        };
         assert!(!by(&disk("1 association")).met);
         assert!(by(&disk("4 associations")).met);
-        assert_eq!(by(&disk("4 associations")).measured, "0.53× (525.0 of 1000 MB/s)");
+        assert_eq!(
+            by(&disk("4 associations")).measured,
+            "0.53× (525.0 of 1000 MB/s)"
+        );
 
         // Without Orthanc in the run, only the disk is judged.
         assert_eq!(judge_ingest(&passes[2..], 1000.0, 525_000).len(), 2);
