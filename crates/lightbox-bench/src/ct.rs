@@ -243,10 +243,15 @@ pub fn ensure(set: &CtSet, data_dir: &Path) -> anyhow::Result<Written> {
     let mut bytes = 0;
     for i in 0..set.instances {
         let path = dir.join(format!("q{}/ct{i:06}.dcm", set.quarter(i)));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
         instance(set, i)?
-            .write_to_file(&path)
+            .write_all(&mut out)
             .with_context(|| format!("write {}", path.display()))?;
-        bytes += std::fs::metadata(&path)?.len();
+        // On disk now, so their writeback does not compete with the disk
+        // probe and the first pass.
+        let file = out.into_inner()?;
+        file.sync_all()?;
+        bytes += file.metadata()?.len();
         bar.inc(1);
     }
     bar.finish_and_clear();

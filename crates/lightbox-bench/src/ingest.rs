@@ -16,6 +16,7 @@ use crate::targets;
 use anyhow::Context;
 use clap::Args;
 use serde_json::{json, Value};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -153,7 +154,7 @@ pub const TABLE_HEADER: &str = "| receiver | associations | instances | s | inst
 /// A receiver, started and empty: where to send and how to count what arrived.
 struct Receiver {
     name: String,
-    port: u16,
+    addr: SocketAddr,
     called_ae: String,
     meter: Meter,
     check: Check,
@@ -250,19 +251,15 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
                 .context(
                     "start lightbox serve --dicom-listen (a build with the DICOM receiver?)",
                 )?;
-            let dicom = server.dicom.clone().context(
+            let dicom = server.dicom.context(
                 "lightbox serve printed no `dicom listening on` line: a build without the DICOM receiver?",
             )?;
-            let port = dicom
-                .rsplit_once(':')
-                .and_then(|(_, p)| p.parse().ok())
-                .with_context(|| format!("DICOM address {dicom}"))?;
             for associations in [1, QUARTERS] {
                 let org =
                     create_org(lightbox, &dir, url, &format!("Ingest {associations}")).await?;
                 let receiver = Receiver {
                     name: format!("lightbox ({backend})"),
-                    port,
+                    addr: dicom,
                     called_ae: org.ae_title,
                     meter: Meter {
                         server_pid: server.pid(),
@@ -355,8 +352,8 @@ async fn send_all(
             .args(["-aet", CALLING_AE, "-aec", &receiver.called_ae])
             // Every .dcm under the folder, in one association.
             .args(["+sd", "+r", "+sp", "*.dcm"])
-            .arg("127.0.0.1")
-            .arg(receiver.port.to_string())
+            .arg(receiver.addr.ip().to_string())
+            .arg(receiver.addr.port().to_string())
             .arg(folder)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -501,7 +498,7 @@ async fn start_storescp(dir: &Path, nagle: bool) -> anyhow::Result<Receiver> {
     wait_for_port(port, "storescp").await?;
     Ok(Receiver {
         name: "storescp (floor)".into(),
-        port,
+        addr: (Ipv4Addr::LOCALHOST, port).into(),
         called_ae: "STORESCP".into(),
         // Its work is done in forked children, which this meter does not see.
         meter: Meter::none(),
@@ -524,7 +521,7 @@ async fn start_orthanc(binary: &Path, dir: &Path, nagle: bool) -> anyhow::Result
     wait_for_port(port, "Orthanc's DICOM server").await?;
     Ok(Receiver {
         name: "orthanc".into(),
-        port,
+        addr: (Ipv4Addr::LOCALHOST, port).into(),
         called_ae: "ORTHANC".into(),
         meter: Meter {
             server_pid: orthanc.pid(),

@@ -8,6 +8,7 @@ use crate::{RunArgs, Setup};
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ pub struct Server {
     child: tokio::process::Child,
     pub base: String,
     /// The DICOM receiver's address, when started with `--dicom-listen`.
-    pub dicom: Option<String>,
+    pub dicom: Option<SocketAddr>,
     /// Spawn to the first healthy `/healthz` answer.
     pub startup: Duration,
 }
@@ -74,10 +75,10 @@ impl Server {
                 .await
                 .context("the server did not start within 60 s")??
                 .context("the server exited before listening")?;
-            if let Some(addr) = line.strip_prefix("dicom listening on ") {
-                dicom = Some(addr.trim().to_owned());
-            } else if let Some(url) = line.strip_prefix("listening on ") {
-                break url.trim().to_owned();
+            match announced(&line) {
+                Announced::Dicom(addr) => dicom = Some(addr),
+                Announced::Http(url) => break url,
+                Announced::Other => {}
             }
         };
         let client = reqwest::Client::new();
@@ -98,6 +99,28 @@ impl Server {
             dicom,
             startup,
         })
+    }
+}
+
+/// What a line of `lightbox serve`'s stdout announces.
+#[derive(Debug, PartialEq)]
+enum Announced {
+    /// `dicom listening on 127.0.0.1:PORT`, printed before the HTTP line.
+    Dicom(SocketAddr),
+    /// `listening on http://127.0.0.1:PORT`.
+    Http(String),
+    Other,
+}
+
+fn announced(line: &str) -> Announced {
+    if let Some(addr) = line.strip_prefix("dicom listening on ") {
+        addr.trim()
+            .parse()
+            .map_or(Announced::Other, Announced::Dicom)
+    } else if let Some(url) = line.strip_prefix("listening on ") {
+        Announced::Http(url.trim().to_owned())
+    } else {
+        Announced::Other
     }
 }
 
@@ -315,4 +338,23 @@ pub async fn images(
     });
     eprintln!("images: {json}");
     Ok(ImageResults { upload, read, json })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dicom_line_comes_with_its_address_and_the_http_line_ends_the_wait() {
+        assert_eq!(
+            announced("dicom listening on 127.0.0.1:40123"),
+            Announced::Dicom("127.0.0.1:40123".parse().unwrap())
+        );
+        assert_eq!(
+            announced("listening on http://127.0.0.1:8080\n"),
+            Announced::Http("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(announced("dicom listening on nowhere"), Announced::Other);
+        assert_eq!(announced("migrations checked"), Announced::Other);
+    }
 }
