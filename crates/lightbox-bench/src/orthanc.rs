@@ -1,6 +1,7 @@
 //! Orthanc side by side: the same studies (one small DICOM instance each),
 //! the same searches (by UID, by description, newest first with limit 100)
 //! through Orthanc's REST API and DICOMweb, against Lightbox at the same N.
+//! [`Orthanc::start`] also serves `dicom-ingest`, with Orthanc's DICOM port on.
 
 use crate::cpu::Meter;
 use crate::data::{GenStudy, Generator, COMMON_NEEDLE, RARE_NEEDLE};
