@@ -21,7 +21,7 @@ pub const SERIES_PER_STUDY: u64 = 2;
 pub const QUARTERS: u64 = 4;
 
 /// Bumped when the files change, so a cached set of an older layout is rewritten.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 
 /// Which set: how many instances of which matrix (rows = columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +113,8 @@ pub fn instance(set: &CtSet, i: u64) -> anyhow::Result<FileDicomObject<InMemDico
     let series_uid = uid(set, 2, series);
     let sop_uid = uid(set, 3, i);
     let frame_uid = uid(set, 4, study);
-    let z = format!("{:.1}", -(slice as f64) * 1.25);
+    // Slices 1.25 mm apart, from 0 down (`0.0 -`: the first is 0.00, not -0.00).
+    let z = format!("{:.2}", 0.0 - slice as f64 * 1.25);
     let m = set.matrix;
     let spacing = format!("{:.4}", 350.0 / f64::from(m));
     let corner = format!("{:.2}", -175.0);
@@ -329,6 +330,7 @@ mod tests {
         assert_eq!(text(tags::MODALITY), "CT");
         assert_eq!(text(tags::PHOTOMETRIC_INTERPRETATION), "MONOCHROME2");
         assert_eq!(text(tags::INSTANCE_NUMBER), "4");
+        assert_eq!(text(tags::SLICE_LOCATION), "-3.75");
         assert_eq!((number(tags::ROWS), number(tags::COLUMNS)), (512, 512));
         assert_eq!(
             (number(tags::BITS_ALLOCATED), number(tags::BITS_STORED)),
