@@ -2,11 +2,15 @@
 //! `lightbox serve` on it, and measures it over HTTP with concurrent clients;
 //! alongside, the floor (a bare axum handler serving the same page from
 //! memory, and the store's query time in-process) and, with `orthanc`,
-//! Orthanc loaded with the same studies. Speed is reported, never asserted.
+//! Orthanc loaded with the same studies; with `dicom-ingest`, C-STORE of
+//! generated CT instances into Lightbox, Orthanc and dcmtk's storescp. Speed
+//! is reported, never asserted.
 
 mod cpu;
+mod ct;
 mod data;
 mod explain;
+mod ingest;
 mod load;
 mod orthanc;
 mod seed;
@@ -43,6 +47,9 @@ enum Command {
     Run(RunArgs),
     /// Load Orthanc and Lightbox with the same studies and compare the same searches.
     Orthanc(orthanc::OrthancArgs),
+    /// Send N generated CT instances with dcmtk's storescu to Lightbox's DICOM
+    /// receiver (and Orthanc, and storescp) over 1 and 4 associations.
+    DicomIngest(ingest::IngestArgs),
 }
 
 #[derive(Args, Clone)]
@@ -94,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run(args).await.map(|_| ()),
         Command::Orthanc(args) => orthanc::run(args).await,
+        Command::DicomIngest(args) => ingest::run(args).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Orthanc side by side: the same studies (one small DICOM instance each),
 //! the same searches (by UID, by description, newest first with limit 100)
 //! through Orthanc's REST API and DICOMweb, against Lightbox at the same N.
+//! [`Orthanc::start`] also serves `dicom-ingest`, with Orthanc's DICOM port on.
 
 use crate::cpu::Meter;
 use crate::data::{GenStudy, Generator, COMMON_NEEDLE, RARE_NEEDLE};
@@ -12,7 +13,7 @@ use clap::Args;
 use futures_util::StreamExt;
 use rand::Rng;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,9 +34,9 @@ pub struct OrthancArgs {
     orthanc_port: u16,
 }
 
-struct Orthanc {
+pub struct Orthanc {
     child: tokio::process::Child,
-    base: String,
+    pub base: String,
 }
 
 impl Drop for Orthanc {
@@ -44,51 +45,93 @@ impl Drop for Orthanc {
     }
 }
 
-async fn start_orthanc(args: &OrthancArgs) -> anyhow::Result<Orthanc> {
-    let dir = args.run.data_dir.join("orthanc");
-    std::fs::create_dir_all(dir.join("storage"))?;
-    let config = json!({
-        "Name": "lightbox-bench",
-        "StorageDirectory": dir.join("storage"),
-        "IndexDirectory": dir.join("storage"),
-        "HttpPort": args.orthanc_port,
-        "DicomServerEnabled": false,
-        "RemoteAccessAllowed": false,
-        "AuthenticationEnabled": false,
-        "StorageCompression": false,
-        "LimitFindResults": 0,
-        "LimitFindInstances": 0,
-        "Plugins": [args.dicomweb_plugin],
-        "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "StudiesMetadata": "MainDicomTags" },
-        "HttpThreadsCount": 50,
-    });
-    let config_path = dir.join("bench-config.json");
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
-    let child = tokio::process::Command::new(&args.orthanc)
-        .arg(&config_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("orthanc.log"))?)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("start {}", args.orthanc.display()))?;
-    let base = format!("http://127.0.0.1:{}", args.orthanc_port);
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("{base}/system")).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "Orthanc did not start; see {}",
-            dir.join("orthanc.log").display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// How to start an Orthanc: its binary, its own folder (storage, index, config
+/// and log), its HTTP port, its plugins and, for DICOM ingest, its DICOM port.
+pub struct OrthancConfig<'a> {
+    pub binary: &'a Path,
+    pub dir: PathBuf,
+    pub http_port: u16,
+    pub plugins: Vec<&'a Path>,
+    /// Accept C-STORE here (AE title `ORTHANC`, any called AE title accepted).
+    pub dicom_port: Option<u16>,
+    /// Environment variables for the process.
+    pub env: Vec<(&'a str, &'a str)>,
+}
+
+impl Orthanc {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
-    eprintln!("Orthanc up in {:.0?}", started.elapsed());
-    Ok(Orthanc { child, base })
+
+    /// Starts Orthanc and waits until its REST API answers.
+    pub async fn start(config: &OrthancConfig<'_>) -> anyhow::Result<Orthanc> {
+        let dir = &config.dir;
+        std::fs::create_dir_all(dir.join("storage"))?;
+        let mut settings = json!({
+            "Name": "lightbox-bench",
+            "StorageDirectory": dir.join("storage"),
+            "IndexDirectory": dir.join("storage"),
+            "HttpPort": config.http_port,
+            "DicomServerEnabled": false,
+            "RemoteAccessAllowed": false,
+            "AuthenticationEnabled": false,
+            // Files as received, each fsynced before it is acknowledged (Orthanc's
+            // default, as Lightbox does): the same work on both sides.
+            "StorageCompression": false,
+            "SyncStorageArea": true,
+            "LimitFindResults": 0,
+            "LimitFindInstances": 0,
+            "Plugins": config.plugins,
+            "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "StudiesMetadata": "MainDicomTags" },
+            "HttpThreadsCount": 50,
+        });
+        if let Some(port) = config.dicom_port {
+            settings["DicomServerEnabled"] = json!(true);
+            settings["DicomAet"] = json!("ORTHANC");
+            settings["DicomPort"] = json!(port);
+            settings["DicomCheckCalledAet"] = json!(false);
+        }
+        let config_path = dir.join("bench-config.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&settings)?)?;
+        let child = tokio::process::Command::new(config.binary)
+            .arg(&config_path)
+            .envs(config.env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("orthanc.log"))?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("start {}", config.binary.display()))?;
+        let base = format!("http://127.0.0.1:{}", config.http_port);
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = client.get(format!("{base}/system")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "Orthanc did not start; see {}",
+                dir.join("orthanc.log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("Orthanc up in {:.0?}", started.elapsed());
+        Ok(Orthanc { child, base })
+    }
+}
+
+async fn start_orthanc(args: &OrthancArgs) -> anyhow::Result<Orthanc> {
+    Orthanc::start(&OrthancConfig {
+        binary: &args.orthanc,
+        dir: args.run.data_dir.join("orthanc"),
+        http_port: args.orthanc_port,
+        plugins: vec![&args.dicomweb_plugin],
+        dicom_port: None,
+        env: Vec::new(),
+    })
+    .await
 }
 
 // --- A small DICOM Part 10 writer (explicit VR little endian): enough for Orthanc's index.

@@ -8,6 +8,8 @@ use crate::{RunArgs, Setup};
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -15,6 +17,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 pub struct Server {
     child: tokio::process::Child,
     pub base: String,
+    /// The DICOM receiver's address, when started with `--dicom-listen`.
+    pub dicom: Option<SocketAddr>,
     /// Spawn to the first healthy `/healthz` answer.
     pub startup: Duration,
 }
@@ -25,7 +29,19 @@ impl Server {
     }
 
     pub async fn start(args: &RunArgs, setup: &Setup) -> anyhow::Result<Server> {
-        let mut command = tokio::process::Command::new(&args.lightbox);
+        let database_url = (setup.backend == "postgresql").then_some(setup.database_url.as_str());
+        Server::spawn(&args.lightbox, &args.data_dir, database_url, &[]).await
+    }
+
+    /// `lightbox serve` on `data_dir` (and PostgreSQL at `database_url`, else
+    /// SQLite), with `extra` arguments, once it answers `/healthz`.
+    pub async fn spawn(
+        lightbox: &Path,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        extra: &[&str],
+    ) -> anyhow::Result<Server> {
+        let mut command = tokio::process::Command::new(lightbox);
         command
             .args([
                 "serve",
@@ -34,31 +50,35 @@ impl Server {
                 "--rate-limit-per-second",
                 "0",
             ])
+            .args(extra)
             .arg("--data-dir")
-            .arg(&args.data_dir)
+            .arg(data_dir)
             .env("LIGHTBOX_LOG", "warn")
             .env("LIGHTBOX_MAX_UPLOAD_BYTES", (64 * 1024 * 1024).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        if setup.backend == "postgresql" {
-            command.env("DATABASE_URL", &setup.database_url);
-        } else {
-            command.env_remove("DATABASE_URL");
-        }
+        match database_url {
+            Some(url) => command.env("DATABASE_URL", url),
+            None => command.env_remove("DATABASE_URL"),
+        };
         let started = Instant::now();
         let mut child = command
             .spawn()
-            .with_context(|| format!("start {}", args.lightbox.display()))?;
+            .with_context(|| format!("start {}", lightbox.display()))?;
         let stdout = child.stdout.take().context("server stdout")?;
         let mut lines = BufReader::new(stdout).lines();
+        // `dicom listening on ADDR` comes before the HTTP line, when asked for.
+        let mut dicom = None;
         let base = loop {
             let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
                 .await
                 .context("the server did not start within 60 s")??
                 .context("the server exited before listening")?;
-            if let Some(url) = line.strip_prefix("listening on ") {
-                break url.trim().to_owned();
+            match announced(&line) {
+                Announced::Dicom(addr) => dicom = Some(addr),
+                Announced::Http(url) => break url,
+                Announced::Other => {}
             }
         };
         let client = reqwest::Client::new();
@@ -76,8 +96,31 @@ impl Server {
         Ok(Server {
             child,
             base,
+            dicom,
             startup,
         })
+    }
+}
+
+/// What a line of `lightbox serve`'s stdout announces.
+#[derive(Debug, PartialEq)]
+enum Announced {
+    /// `dicom listening on 127.0.0.1:PORT`, printed before the HTTP line.
+    Dicom(SocketAddr),
+    /// `listening on http://127.0.0.1:PORT`.
+    Http(String),
+    Other,
+}
+
+fn announced(line: &str) -> Announced {
+    if let Some(addr) = line.strip_prefix("dicom listening on ") {
+        addr.trim()
+            .parse()
+            .map_or(Announced::Other, Announced::Dicom)
+    } else if let Some(url) = line.strip_prefix("listening on ") {
+        Announced::Http(url.trim().to_owned())
+    } else {
+        Announced::Other
     }
 }
 
@@ -163,7 +206,7 @@ const FILE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Sequential write speed of the disk under `dir`: 1 MiB writes, then fsync
 /// (an upload is also fsynced before it is acknowledged).
-fn disk_write_speed(dir: &std::path::Path, total: u64) -> anyhow::Result<f64> {
+pub fn disk_write_speed(dir: &Path, total: u64) -> anyhow::Result<f64> {
     let path = dir.join("bench-disk-probe");
     let chunk = vec![0x5au8; 1024 * 1024];
     let started = Instant::now();
@@ -295,4 +338,23 @@ pub async fn images(
     });
     eprintln!("images: {json}");
     Ok(ImageResults { upload, read, json })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dicom_line_comes_with_its_address_and_the_http_line_ends_the_wait() {
+        assert_eq!(
+            announced("dicom listening on 127.0.0.1:40123"),
+            Announced::Dicom("127.0.0.1:40123".parse().unwrap())
+        );
+        assert_eq!(
+            announced("listening on http://127.0.0.1:8080\n"),
+            Announced::Http("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(announced("dicom listening on nowhere"), Announced::Other);
+        assert_eq!(announced("migrations checked"), Announced::Other);
+    }
 }
