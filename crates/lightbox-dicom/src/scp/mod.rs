@@ -216,6 +216,9 @@ pub async fn serve(
                 }
             },
         };
+        // Responses are small and awaited one by one: without TCP_NODELAY,
+        // Nagle's algorithm and the peer's delayed ACK hold each ~40 ms.
+        let _ = socket.set_nodelay(true);
         // Reap finished associations so the set stays small.
         while running.try_join_next().is_some() {}
         let (ingest, config, routes, permits) = (
