@@ -150,17 +150,14 @@ async fn store_part(
             return Ok(failed(Some(&meta), e.status(), e.to_string()));
         }
     };
-    let mut trouble: Option<IngestError> = spool_write(
-        &mut spool,
-        Bytes::copy_from_slice(&head[parsed.data_start..]),
-    )
-    .await
-    .err();
+    let mut trouble: Option<IngestError> = spool_write(&mut spool, &head[parsed.data_start..])
+        .await
+        .err();
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
                 if trouble.is_none() {
-                    trouble = spool_write(&mut spool, chunk).await.err();
+                    trouble = spool_write(&mut spool, &chunk).await.err();
                 }
             }
             Ok(None) => break,
@@ -178,7 +175,7 @@ async fn store_part(
 
 async fn spool_write(
     spool: &mut crate::ingest::spool::Spool,
-    bytes: Bytes,
+    bytes: &[u8],
 ) -> Result<(), IngestError> {
     spool.write(bytes).await.map_err(IngestError::from)
 }

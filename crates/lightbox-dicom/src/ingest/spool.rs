@@ -5,10 +5,10 @@
 //! dropped unfinished (an abort, a closed socket) deletes its file, so an
 //! instance cut off mid-transfer leaves nothing behind.
 
-use bytes::Bytes;
 use dicom_object::meta::FileMetaTableBuilder;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
 
 /// Lightbox's implementation class UID (UUID-derived, PS3.5 B.2), written
 /// into the file meta of every stored instance.
@@ -29,114 +29,13 @@ pub struct MetaInfo {
 
 pub struct Spool {
     path: Option<PathBuf>,
-    writer: Writer,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    hasher: Sha256,
     meta: MetaInfo,
     /// Where the data set starts in the file.
     data_start: u64,
     data_len: u64,
     max_data_len: u64,
-}
-
-/// Writes and hashes a spool's data set on a blocking thread of its own
-/// while the next PDVs arrive: the received buffers go to the kernel as they
-/// are, and the async side never waits for a write (with tokio::fs every
-/// buffered flush was a round trip to a blocking thread: a fifth of the
-/// receiver's CPU in task switches, BENCHMARKS.md).
-struct Writer {
-    queue: Option<tokio::sync::mpsc::Sender<Bytes>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<String>>>,
-    complete: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// Chunks queued for the writer thread: bounds an instance's memory.
-const WRITE_QUEUE: usize = 16;
-
-/// Bytes after which the kernel is asked to start writing them back, so
-/// the fsync at the end waits for the tail only.
-const WRITEBACK_EVERY: u64 = 4 * 1024 * 1024;
-
-impl Writer {
-    fn spawn(mut file: std::fs::File, written: u64) -> Writer {
-        use std::io::Write;
-        use std::sync::atomic::Ordering;
-        let (queue, mut chunks) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
-        let complete = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let done = complete.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut hasher = Sha256::new();
-            let (mut written, mut writeback_from) = (written, 0u64);
-            while let Some(chunk) = chunks.blocking_recv() {
-                file.write_all(&chunk)?;
-                hasher.update(&chunk);
-                written += chunk.len() as u64;
-                if written - writeback_from >= WRITEBACK_EVERY {
-                    start_writeback(&file, writeback_from, written);
-                    writeback_from = written;
-                }
-            }
-            // An abandoned spool is deleted; only a complete one is made durable.
-            if done.load(Ordering::Acquire) {
-                file.sync_all()?;
-            }
-            Ok(hex::encode(hasher.finalize()))
-        });
-        Writer {
-            queue: Some(queue),
-            task: Some(task),
-            complete,
-        }
-    }
-
-    async fn write(&mut self, chunk: Bytes) -> Result<(), SpoolError> {
-        let queue = self.queue.as_ref().expect("not finished");
-        if queue.send(chunk).await.is_err() {
-            // The writer stopped early: its error says why.
-            self.join().await?;
-        }
-        Ok(())
-    }
-
-    /// Waits until everything written is on disk; the data set's SHA-256.
-    async fn finish(&mut self) -> Result<String, SpoolError> {
-        self.complete
-            .store(true, std::sync::atomic::Ordering::Release);
-        self.join().await
-    }
-
-    async fn join(&mut self) -> Result<String, SpoolError> {
-        self.queue = None;
-        match self.task.take() {
-            Some(task) => match task.await {
-                Ok(result) => Ok(result?),
-                Err(e) => Err(SpoolError::Io(std::io::Error::other(format!(
-                    "spool writer: {e}"
-                )))),
-            },
-            None => Err(SpoolError::Io(std::io::Error::other(
-                "spool writer already stopped",
-            ))),
-        }
-    }
-}
-
-/// Asks the kernel to start writing `from..to` of `file` to disk, without
-/// waiting (Linux); a hint only, the final fsync writes and checks everything.
-fn start_writeback(file: &std::fs::File, from: u64, to: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor belongs to `file`, borrowed for the call.
-        unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                from as libc::off64_t,
-                (to - from) as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, from, to);
 }
 
 /// A complete spool file, synced to disk.
@@ -189,6 +88,9 @@ pub enum SpoolError {
     Io(#[from] std::io::Error),
 }
 
+/// Bytes buffered before they go to disk.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
 /// The preamble, `DICM` and the file meta Lightbox writes for `meta`.
 pub fn part10_head(meta: &MetaInfo) -> Result<Vec<u8>, SpoolError> {
     let mut builder = FileMetaTableBuilder::new()
@@ -220,43 +122,41 @@ impl Spool {
     ) -> Result<Spool, SpoolError> {
         let head = part10_head(&meta)?;
         let path = dir.join(format!("{SPOOL_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-        let file = {
-            let path = path.clone();
-            let head = head.clone();
-            tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-                use std::io::Write;
-                let mut file = std::fs::File::create(path)?;
-                file.write_all(&head)?;
-                Ok(file)
-            })
-            .await
-            .map_err(|e| SpoolError::Io(std::io::Error::other(e.to_string())))??
-        };
-        Ok(Spool {
+        let file = tokio::fs::File::create(&path).await?;
+        let mut spool = Spool {
             path: Some(path),
-            writer: Writer::spawn(file, head.len() as u64),
+            file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file),
+            hasher: Sha256::new(),
             meta,
             data_start: head.len() as u64,
             data_len: 0,
             max_data_len,
-        })
+        };
+        spool.file.write_all(&head).await?;
+        Ok(spool)
     }
 
-    /// Appends data set bytes. Past the cap, bytes are only counted (the
-    /// sender still gets its answer; the file is removed when it is dropped).
-    pub async fn write(&mut self, bytes: Bytes) -> Result<(), SpoolError> {
+    /// Appends data set bytes. Past the cap, bytes are only counted.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), SpoolError> {
+        let within = self.data_len <= self.max_data_len;
         self.data_len += bytes.len() as u64;
         if self.data_len > self.max_data_len {
+            if within {
+                // Free the disk now; the rest is counted and dropped.
+                self.file.get_mut().set_len(0).await?;
+            }
             return Ok(());
         }
-        self.writer.write(bytes).await
+        self.hasher.update(bytes);
+        self.file.write_all(bytes).await?;
+        Ok(())
     }
 
     pub fn over_limit(&self) -> bool {
         self.data_len > self.max_data_len
     }
 
-    /// Syncs the file: after this it survives a crash.
+    /// Flushes and syncs the file: after this it survives a crash.
     pub async fn finish(mut self) -> Result<Spooled, SpoolError> {
         let path = SpoolPath(self.path.take());
         if self.over_limit() {
@@ -264,13 +164,15 @@ impl Spool {
                 max: self.max_data_len,
             });
         }
-        let sha256 = self.writer.finish().await?;
+        self.file.flush().await?;
+        self.file.get_mut().sync_all().await?;
+        let hasher = std::mem::take(&mut self.hasher);
         Ok(Spooled {
             path,
             meta: self.meta.clone(),
             data_start: self.data_start,
             file_len: self.data_start + self.data_len,
-            sha256,
+            sha256: hex::encode(hasher.finalize()),
         })
     }
 }
@@ -300,8 +202,8 @@ mod tests {
     async fn a_finished_spool_is_a_part10_file_with_the_bytes_as_sent() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::create(dir.path(), meta(), 100).await.unwrap();
-        spool.write(Bytes::from_static(b"abc")).await.unwrap();
-        spool.write(Bytes::from_static(b"def")).await.unwrap();
+        spool.write(b"abc").await.unwrap();
+        spool.write(b"def").await.unwrap();
         let done = spool.finish().await.unwrap();
         let bytes = std::fs::read(done.path.path()).unwrap();
         assert_eq!(&bytes[128..132], b"DICM");
@@ -320,8 +222,8 @@ mod tests {
     async fn over_the_cap_the_spool_fails_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::create(dir.path(), meta(), 4).await.unwrap();
-        spool.write(Bytes::from_static(b"abc")).await.unwrap();
-        spool.write(Bytes::from_static(b"def")).await.unwrap();
+        spool.write(b"abc").await.unwrap();
+        spool.write(b"def").await.unwrap();
         assert!(spool.over_limit());
         assert!(matches!(
             spool.finish().await,

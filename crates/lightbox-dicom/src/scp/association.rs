@@ -205,7 +205,7 @@ async fn serve_requests(
                         return Ended::Abort("data without a request".into());
                     };
                     if let Some(spool) = request.spool.as_mut() {
-                        if let Err(e) = spool.write(bytes.into()).await {
+                        if let Err(e) = spool.write(&bytes).await {
                             tracing::error!(error = %e, "dicom: cannot spool an instance");
                             request.spool = None;
                             request.refusal = status::OUT_OF_RESOURCES;
