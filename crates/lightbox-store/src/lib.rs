@@ -19,6 +19,8 @@
 //! the one database; its buffer cache is shared.
 
 mod audit;
+mod changes;
+mod claim;
 mod ephemeral;
 mod error;
 mod images;
@@ -27,12 +29,15 @@ mod settings;
 mod sql;
 mod studies;
 mod users;
+mod web_sessions;
 
+pub use changes::StudyChange;
 pub use ephemeral::EphemeralSession;
 pub use error::StoreError;
 pub use images::ImageSort;
 pub use orgs::{ApiKeyRecord, CreatedOrg, Credential, NewOrg, OAuthClientRecord};
 pub use users::{Inviter, Page};
+pub use web_sessions::{NewWebSession, SignInAccount, WebSessionRecord};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
@@ -55,6 +60,7 @@ pub struct Store {
     audit_read: AnyPool,
     audit_write: AnyPool,
     needle_plans: std::sync::Arc<studies::NeedlePlans>,
+    changes: tokio::sync::broadcast::Sender<StudyChange>,
 }
 
 /// A connection pool's occupancy.
@@ -115,6 +121,7 @@ impl Store {
             audit_read: pool(&audit_path, readers)?,
             audit_write: pool(&audit_path, 1)?,
             needle_plans: Default::default(),
+            changes: changes::channel(),
         };
         // Writers first: they create the files and switch them to WAL.
         sqlx::migrate!("./migrations/sqlite")
@@ -185,6 +192,7 @@ impl Store {
             audit_read: pool.clone(),
             audit_write: pool,
             needle_plans: Default::default(),
+            changes: changes::channel(),
         };
         sqlx::migrate!("./migrations/postgres")
             .run(&store.write)

@@ -124,6 +124,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
+        self.study_changed(org_id, &id);
         self.study(org_id, &id).await?.ok_or_else(|| not_found(&id))
     }
 
@@ -223,6 +224,7 @@ impl Store {
                 }
                 Err(e) => return Err(e.into()),
             }
+            self.study_changed(org_id, id);
         }
         self.study(org_id, id).await?.ok_or_else(|| not_found(id))
     }
@@ -257,6 +259,7 @@ impl Store {
             };
             return Err(Error::Conflict(format!("study {} is {state}", study.id)));
         }
+        self.study_changed(org_id, &study.id);
         self.study(org_id, &study.id)
             .await?
             .ok_or_else(|| not_found(&study.id))

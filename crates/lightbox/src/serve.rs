@@ -51,6 +51,21 @@ pub struct ServeArgs {
     #[arg(long, env = "LIGHTBOX_TOKEN_LIFETIME_HOURS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=24))]
     token_lifetime_hours: u64,
+    /// Minutes without a request after which a web-app session ends.
+    #[arg(long, env = "LIGHTBOX_WEB_IDLE_TIMEOUT_MINS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=24 * 60))]
+    web_idle_timeout_mins: u64,
+    /// Hours after sign-in at which a web-app session ends, however active.
+    #[arg(long, env = "LIGHTBOX_WEB_SESSION_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24))]
+    web_session_hours: u64,
+    /// Seconds variant of --web-idle-timeout-mins, for tests; overrides it when set.
+    #[arg(long, env = "LIGHTBOX_WEB_IDLE_TIMEOUT_SECS", hide = true)]
+    web_idle_timeout_secs: Option<u64>,
+    /// Failed web sign-ins allowed per account in 15 minutes (four times as
+    /// many per client address); 0 turns the limit off.
+    #[arg(long, env = "LIGHTBOX_WEB_MAX_FAILED_SIGN_INS", default_value_t = 5)]
+    web_max_failed_sign_ins: u32,
     #[arg(long, env = "LIGHTBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -64,6 +79,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.store.data_dir.join("lightbox.db").display()
         ),
         lightbox_store::Dialect::Postgres => "postgresql".to_owned(),
+    };
+    let web_config = lightbox_web::WebConfig {
+        public_url: args.public_url.clone(),
+        idle_timeout: Duration::from_secs(
+            args.web_idle_timeout_secs
+                .unwrap_or(args.web_idle_timeout_mins * 60)
+                .max(1),
+        ),
+        absolute_timeout: Duration::from_secs(args.web_session_hours * 3600),
+        max_failed_sign_ins: args.web_max_failed_sign_ins,
+        trust_forwarded_for: args.trust_forwarded_for,
+        ..lightbox_web::WebConfig::default()
     };
     let config = ApiConfig {
         public_url: args.public_url,
@@ -84,6 +111,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("blob storage: {e}"))?;
     let state = AppState::new(store.clone(), blobs, config).await?;
+    let (stopping, stop_watch) = tokio::sync::watch::channel(false);
+    let web = lightbox_web::WebState::new(
+        store.clone(),
+        state.signer.clone(),
+        state.audit.clone(),
+        web_config,
+        stop_watch,
+    );
     let listener = TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -94,10 +129,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
 
     // Peer addresses reach the audit trail through ConnectInfo.
-    let app =
-        lightbox_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = lightbox_api::router_with(state, lightbox_web::router(web))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Live streams (the worklist's) end, so their connections can close.
+            let _ = stopping.send(true);
+        })
         .await?;
     store.close().await;
     tracing::info!("stopped");
