@@ -120,10 +120,10 @@ def create_study(server: LightboxServer, org: Org, description: str, severity: s
     reply = httpx.post(
         f"{server.base_url}/v1/viewer/studies",
         headers={"Authorization": f"Bearer {org.api_key}"},
-        json={"studyInstanceUid": new_uid(), "description": description, "severity": severity},
+        json={"studyInstanceUid": new_uid(), "studyDescription": description, "severity": severity},
     )
     assert reply.status_code == 201, reply.text
-    return reply.json()["id"]
+    return reply.json()["studyId"]
 
 
 def accept_invitation(driver, server: LightboxServer, org: Org, email: str) -> None:

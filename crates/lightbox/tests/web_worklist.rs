@@ -31,12 +31,12 @@ async fn the_worklist_filters_by_the_url_and_pages_with_its_cursor(backend: Back
         ("MR knee left", "high"),
         ("XR chest PA", "normal"),
     ] {
-        api.create_study(json!({"studyInstanceUid": unique_uid(), "description": description, "severity": severity}))
+        api.create_study(json!({"studyInstanceUid": unique_uid(), "studyDescription": description, "severity": severity}))
             .await;
     }
     for n in 0..52 {
         api.create_study(
-            json!({"studyInstanceUid": unique_uid(), "description": format!("Follow-up {n}")}),
+            json!({"studyInstanceUid": unique_uid(), "studyDescription": format!("Follow-up {n}"), "severity": "normal"}),
         )
         .await;
     }
@@ -79,10 +79,11 @@ async fn the_worklist_filters_by_the_url_and_pages_with_its_cursor(backend: Back
     let more = page_one
         .body
         .split("hx-get=\"")
+        .skip(1)
         .find(|s| s.contains("after="))
         .and_then(|s| s.split('"').next())
         .expect("a load-more link")
-        .replace("&amp;", "&");
+        .replace("&#38;", "&");
     assert!(more.contains("q=follow"), "{more}");
     let page_two = browser.htmx_get(&more).await;
     assert_eq!(row_count(&page_two.body), 2);
@@ -114,9 +115,9 @@ async fn assign_to_me_is_a_claim_and_actions_follow_roles(backend: Backend) {
     let org = server.create_org("Acme Imaging");
     let api = server.api(&org.api_key);
     let study = api
-        .create_study(json!({"studyInstanceUid": unique_uid(), "description": "CT abdomen", "severity": "stat"}))
+        .create_study(json!({"studyInstanceUid": unique_uid(), "studyDescription": "CT abdomen", "severity": "stat"}))
         .await;
-    let id = study["id"].as_str().unwrap().to_owned();
+    let id = study["studyId"].as_str().unwrap().to_owned();
     let (mut ann, ann_id) = signed_in(&server, &org, "Ann", false).await;
     let (mut ben, _) = signed_in(&server, &org, "Ben", false).await;
     let (mut chief, _) = signed_in(&server, &org, "Chief", true).await;
@@ -135,7 +136,12 @@ async fn assign_to_me_is_a_claim_and_actions_follow_roles(backend: Backend) {
         claimed.body
     );
     let r = api.get(&format!("/v1/viewer/studies/{id}")).await;
-    assert_eq!(r.body["assignedTo"]["id"], ann_id.as_str(), "{}", r.body);
+    assert_eq!(
+        r.body["assignedTo"]["userId"],
+        ann_id.as_str(),
+        "{}",
+        r.body
+    );
     // ...so Ben's claim is refused, naming her.
     let refused = ben.htmx_post(&format!("/ui/studies/{id}/claim"), &[]).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
@@ -214,10 +220,10 @@ async fn another_organizations_studies_are_invisible_and_404(backend: Backend) {
     let theirs = server
         .api(&other.api_key)
         .create_study(
-            json!({"studyInstanceUid": unique_uid(), "description": "Other's secret study"}),
+            json!({"studyInstanceUid": unique_uid(), "studyDescription": "Other's secret study", "severity": "normal"}),
         )
         .await;
-    let their_id = theirs["id"].as_str().unwrap();
+    let their_id = theirs["studyId"].as_str().unwrap();
     let (mut acme_user, _) = signed_in(&server, &acme, "acme", true).await;
     let list = acme_user.get("/ui/worklist").await;
     assert!(!list.body.contains("secret"), "{}", list.body);
@@ -263,9 +269,9 @@ async fn the_study_page_shows_history_and_only_managers_edit(backend: Backend) {
     let org = server.create_org("Acme Imaging");
     let api = server.api(&org.api_key);
     let study = api
-        .create_study(json!({"studyInstanceUid": unique_uid(), "description": "CT <chest>", "metadata": {"room": "3"}}))
+        .create_study(json!({"studyInstanceUid": unique_uid(), "studyDescription": "CT <chest>", "severity": "normal", "metadata": {"room": "3"}}))
         .await;
-    let id = study["id"].as_str().unwrap().to_owned();
+    let id = study["studyId"].as_str().unwrap().to_owned();
     let (mut reader, _) = signed_in(&server, &org, "Reader", false).await;
     let (mut chief, chief_id) = signed_in(&server, &org, "Chief", true).await;
 
@@ -313,7 +319,7 @@ async fn the_study_page_shows_history_and_only_managers_edit(backend: Backend) {
         r.body
     );
     assert_eq!(r.body["severity"], "high");
-    assert_eq!(r.body["assignedTo"]["id"], chief_id.as_str());
+    assert_eq!(r.body["assignedTo"]["userId"], chief_id.as_str());
     assert_eq!(r.body["metadata"]["protocol"], "PE");
     let after = chief.get(saved.location()).await;
     assert!(
@@ -379,12 +385,12 @@ async fn the_live_stream_carries_the_organizations_changes_only(backend: Backend
     server
         .api(&other.api_key)
         .create_study(
-            json!({"studyInstanceUid": unique_uid(), "description": "Other's secret study"}),
+            json!({"studyInstanceUid": unique_uid(), "studyDescription": "Other's secret study", "severity": "normal"}),
         )
         .await;
     let ours = server
         .api(&acme.api_key)
-        .create_study(json!({"studyInstanceUid": unique_uid(), "description": "Arrived live", "severity": "stat"}))
+        .create_study(json!({"studyInstanceUid": unique_uid(), "studyDescription": "Arrived live", "severity": "stat"}))
         .await;
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -398,7 +404,7 @@ async fn the_live_stream_carries_the_organizations_changes_only(backend: Backend
     }
     assert!(seen.contains("event: study"), "{seen}");
     assert!(
-        seen.contains(ours["id"].as_str().unwrap()) && seen.contains("STAT"),
+        seen.contains(ours["studyId"].as_str().unwrap()) && seen.contains("STAT"),
         "{seen}"
     );
     assert!(
