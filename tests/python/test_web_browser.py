@@ -29,7 +29,11 @@ import pytest
 from conftest import REPO, LightboxServer, Org, new_uid, unique_email
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -67,23 +71,17 @@ def browser(request: pytest.FixtureRequest) -> Iterator[webdriver.Chrome]:
                 "--no-first-run", "--window-size=1280,800", f"--user-data-dir={profile}"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    failed_before = request.session.testsfailed
     try:
         yield driver
     finally:
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
+        # The call's report is counted before fixtures are torn down.
+        if request.session.testsfailed > failed_before:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(ARTIFACTS / f"{request.node.name}.png"))
             (ARTIFACTS / f"{request.node.name}.html").write_text(driver.page_source)
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
 
 
 def reference_shot(driver, name: str) -> None:
@@ -95,7 +93,8 @@ def reference_shot(driver, name: str) -> None:
 
 def wait_for(driver, condition, message: str):
     try:
-        return WebDriverWait(driver, WAIT_S).until(condition)
+        # Rows are swapped while we look: a stale or missing row means "not yet".
+        return WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(condition)
     except TimeoutException:
         raise AssertionError(f"timed out waiting for {message}; page: {driver.current_url}")
 
@@ -207,9 +206,19 @@ def test_invite_sign_in_filter_claim_complete_and_sign_out(server: LightboxServe
              "Ben's claim button")
     ann_id = httpx.get(f"{server.base_url}/v1/viewer/users", params={"email": ann},
                        headers={"Authorization": f"Bearer {org.api_key}"}).json()["users"][0]["userId"]
-    reply = httpx.patch(f"{server.base_url}/v1/viewer/studies/{knee}", json={"assignedTo": ann_id},
-                        headers={"Authorization": f"Bearer {org.api_key}"})
-    assert reply.status_code == 200, reply.text
+
+    def assign_to_ann(study: str) -> None:
+        reply = httpx.patch(f"{server.base_url}/v1/viewer/studies/{study}", json={"assignedTo": ann_id},
+                            headers={"Authorization": f"Bearer {org.api_key}"})
+        assert reply.status_code == 200, reply.text
+
+    # Live: Ben's row changes as soon as Ann takes a study.
+    assign_to_ann(chest)
+    wait_for(browser, lambda d: "Ann Reader" in row_text(d, chest), "the live update of the chest row")
+    # With the live connection gone (a network hiccup), Ben's page goes stale;
+    # Ann takes the knee study meanwhile, and Ben's claim is refused, naming her.
+    browser.execute_script("window.lightboxLive.close()")
+    assign_to_ann(knee)
     browser.find_element(By.CSS_SELECTOR, f"#study-{knee} button.claim").click()
     wait_for(browser, lambda d: "Already assigned to Ann Reader" in row_text(d, knee), "the refused claim")
     reference_shot(browser, "claim-refused")

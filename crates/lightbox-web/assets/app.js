@@ -61,6 +61,7 @@
   }
   if (rowsBody && window.EventSource) {
     var source = new EventSource("/ui/worklist/events");
+    window.lightboxLive = source; // for the browser tests (and debugging)
     source.addEventListener("study", function (event) {
       var data = JSON.parse(event.data);
       var template = document.createElement("template");
