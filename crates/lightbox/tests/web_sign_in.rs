@@ -107,7 +107,7 @@ async fn an_invitation_link_sets_a_password_once_and_the_user_signs_in_and_out(b
     );
     let invitation = server
         .api(&org.api_key)
-        .get(&format!("/v1/viewer/users/invitations?status=accepted"))
+        .get("/v1/viewer/users/invitations?status=accepted")
         .await;
     assert!(
         invitation.body.to_string().contains(&dana),
