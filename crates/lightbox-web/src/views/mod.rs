@@ -6,6 +6,7 @@
 //! render the same markup.
 
 pub mod admin;
+pub mod intake;
 pub mod live;
 pub mod study;
 pub mod worklist;
@@ -28,6 +29,11 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .route("/worklist", get(worklist::page))
         .route("/worklist/events", get(live::events))
+        .route("/intake", get(intake::show))
+        .route(
+            "/intake/images/{image_id}/deactivate",
+            post(intake::deactivate),
+        )
         .route("/admin", get(admin::show))
         .route("/admin/invitations", post(admin::invite))
         .route(
