@@ -86,4 +86,76 @@
   } else if (rowsBody) {
     setInterval(refreshRows, 30000);
   }
+
+  // Intake: preview the chosen card image, create the image, PUT the file to its
+  // upload link with progress, then mark it uploaded (the server verifies it).
+  var upload = document.getElementById("upload");
+  if (upload) {
+    var fileInput = document.getElementById("upload-file");
+    var preview = document.getElementById("upload-preview");
+    var progress = document.getElementById("upload-progress");
+    var status = document.getElementById("upload-status");
+    var say = function (text) { status.textContent = text; };
+    fileInput.addEventListener("change", function () {
+      var file = fileInput.files[0];
+      if (file && file.type.indexOf("image/") === 0) {
+        preview.src = URL.createObjectURL(file);
+        preview.hidden = false;
+      } else {
+        preview.hidden = true;
+      }
+    });
+    var post = function (url, fields) {
+      return fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams(fields).toString(),
+        credentials: "same-origin",
+      }).then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) throw new Error(body.error || ("HTTP " + response.status));
+          return body;
+        });
+      });
+    };
+    upload.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var file = fileInput.files[0];
+      if (!file) { say("Choose a file first."); return; }
+      var fields = new FormData(upload);
+      post("/ui/intake/images", {
+        coverage: fields.get("coverage"), patient: fields.get("patient"), side: fields.get("side"),
+        file_name: file.name, file_type: file.type || "application/octet-stream",
+      }).then(function (image) {
+        if (file.size > image.max_bytes) throw new Error("The file is larger than the " + image.max_bytes + "-byte limit.");
+        progress.hidden = false;
+        progress.value = 0;
+        say("Uploading…");
+        return new Promise(function (resolve, reject) {
+          var xhr = new XMLHttpRequest();
+          xhr.open("PUT", image.upload_url);
+          xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+          xhr.upload.addEventListener("progress", function (e) {
+            if (e.lengthComputable) progress.value = Math.round(100 * e.loaded / e.total);
+          });
+          xhr.addEventListener("load", function () {
+            if (xhr.status >= 200 && xhr.status < 300) { progress.value = 100; resolve(image); }
+            else {
+              var message = "The upload was refused (HTTP " + xhr.status + ").";
+              try { message = JSON.parse(xhr.responseText).content.message || message; } catch (ignored) { /* not JSON */ }
+              reject(new Error(message));
+            }
+          });
+          xhr.addEventListener("error", function () { reject(new Error("The upload failed; check the connection.")); });
+          xhr.send(file);
+        });
+      }).then(function (image) {
+        return post("/ui/intake/images/" + image.id + "/uploaded", { version: image.version });
+      }).then(function () {
+        say("Uploaded.");
+        var coverage = encodeURIComponent(fields.get("coverage"));
+        setTimeout(function () { location.href = "/ui/intake?coverage=" + coverage + "&uploaded=1"; }, 600);
+      }).catch(function (error) { say(error.message); });
+    });
+  }
 })();

@@ -16,17 +16,35 @@ use axum::response::Response;
 
 /// Scripts only from this origin (htmx and app.js are served here), so an
 /// injected `<script>` or inline handler does not run; no framing (clickjacking).
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' blob: data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-    form-action 'self'; frame-ancestors 'none'";
+/// The browser may connect to this origin only, except that with S3 storage
+/// the intake page uploads straight to the bucket's presigned URLs (`https:`).
+fn csp(s3: bool) -> &'static str {
+    if s3 {
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
+         img-src 'self' blob: data: https:; connect-src 'self' https:; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    } else {
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
+         img-src 'self' blob: data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    }
+}
 
-pub async fn security_headers(request: Request, next: Next) -> Response {
+pub async fn security_headers(
+    State(state): State<WebState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
-    set(headers, "content-security-policy", CSP);
+    set(
+        headers,
+        "content-security-policy",
+        csp(!state.blobs.is_local()),
+    );
     set(headers, "x-frame-options", "DENY");
     set(headers, "x-content-type-options", "nosniff");
     // Invitation and reset links carry their token in the path: never send it on.

@@ -33,7 +33,7 @@ use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::Router;
 use lightbox_api::audit::AuditLog;
-use lightbox_blob::UrlSigner;
+use lightbox_blob::{BlobStore, UrlSigner};
 use lightbox_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +54,8 @@ pub struct WebConfig {
     pub throttle_window: Duration,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// How long an image's upload link stays valid (the API's signed-URL TTL).
+    pub signed_url_ttl: Duration,
 }
 
 impl Default for WebConfig {
@@ -65,6 +67,7 @@ impl Default for WebConfig {
             max_failed_sign_ins: 5,
             throttle_window: Duration::from_secs(15 * 60),
             trust_forwarded_for: false,
+            signed_url_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -83,6 +86,8 @@ pub struct WebState {
     store: Store,
     signer: UrlSigner,
     audit: AuditLog,
+    /// Where image bytes go: the intake page hands out the same upload links as the API.
+    blobs: BlobStore,
     config: Arc<WebConfig>,
     throttle: Arc<throttle::Throttle>,
     /// Becomes true when the server stops; live streams end on it.
@@ -90,12 +95,13 @@ pub struct WebState {
 }
 
 impl WebState {
-    /// `signer` and `audit` are the API's: links and the audit trail are shared.
+    /// `signer`, `blobs` and `audit` are the API's: links, files and the audit trail are shared.
     /// `shutdown` turns true when the server stops (graceful shutdown waits for
     /// open responses, and a live stream never ends by itself).
     pub fn new(
         store: Store,
         signer: UrlSigner,
+        blobs: BlobStore,
         audit: AuditLog,
         config: WebConfig,
         shutdown: tokio::sync::watch::Receiver<bool>,
@@ -104,6 +110,7 @@ impl WebState {
         WebState {
             store,
             signer,
+            blobs,
             audit,
             config: Arc::new(config),
             throttle: Arc::new(throttle),
@@ -133,7 +140,10 @@ pub fn router(state: WebState) -> Router {
             state.clone(),
             guard::cross_origin_check,
         ))
-        .layer(axum::middleware::from_fn(guard::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::security_headers,
+        ))
         .with_state(state);
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))

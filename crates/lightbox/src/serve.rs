@@ -90,6 +90,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         absolute_timeout: Duration::from_secs(args.web_session_hours * 3600),
         max_failed_sign_ins: args.web_max_failed_sign_ins,
         trust_forwarded_for: args.trust_forwarded_for,
+        signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs),
         ..lightbox_web::WebConfig::default()
     };
     let config = ApiConfig {
@@ -115,6 +116,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let web = lightbox_web::WebState::new(
         store.clone(),
         state.signer.clone(),
+        state.blobs.clone(),
         state.audit.clone(),
         web_config,
         stop_watch,

@@ -30,6 +30,8 @@ pub fn router() -> Router<WebState> {
         .route("/worklist", get(worklist::page))
         .route("/worklist/events", get(live::events))
         .route("/intake", get(intake::show))
+        .route("/intake/images", post(intake::create))
+        .route("/intake/images/{image_id}/uploaded", post(intake::uploaded))
         .route(
             "/intake/images/{image_id}/deactivate",
             post(intake::deactivate),
