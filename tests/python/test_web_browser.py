@@ -5,7 +5,7 @@ Flows: accept an invitation and set a password; sign in; a study created through
 the API appears live; filter and search the
 worklist (the URL keeps the filters); assign to me; see a claim refused when
 someone else took the study meanwhile; mark complete; sign out; an expired
-session goes back to sign-in.
+session goes back to sign-in; upload a card image and see its preview and thumbnail.
 
 These run once, on SQLite (the HTML-level tests in crates/lightbox/tests cover
 both databases). Without chromium/chromedriver they are skipped, except under
@@ -241,3 +241,43 @@ def test_an_expired_session_goes_back_to_sign_in(start_server, browser) -> None:
     wait_for(browser, EC.text_to_be_present_in_element((By.TAG_NAME, "main"), "Your session has ended"),
              "the sign-in page after the session expired")
     org.close()
+
+
+def card_png(path: Path) -> None:
+    """A real 120x76 PNG that looks a little like a card (the browser decodes it)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def pixel(x: int, y: int) -> bytes:
+        if y < 14:
+            return b"\x0b\x57\xd0"  # the insurer's band
+        if 20 <= y <= 24 and 8 <= x <= 80 or 32 <= y <= 35 and 8 <= x <= 60:
+            return b"\x40\x40\x40"  # two lines of "text"
+        return bytes((240 - y, 244 - y // 2, 250))
+
+    rows = b"".join(b"\x00" + b"".join(pixel(x, y) for x in range(120)) for y in range(76))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 120, 76, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_front_desk_uploads_a_card_and_sees_its_preview(server: LightboxServer, org: Org, browser, tmp_path) -> None:
+    email = invite(server, org, "Desk")
+    accept_invitation(browser, server, org, email)
+    sign_in(browser, server, email)
+    coverage = "6f1c2a8e-5b1d-4c7e-9a2f-3d4b5c6d7e8f"
+    browser.get(f"{server.base_url}/ui/intake?coverage={coverage}")
+    card = tmp_path / "card-front.png"
+    card_png(card)
+    browser.find_element(By.ID, "upload-file").send_keys(str(card))
+    wait_for(browser, lambda d: d.find_element(By.ID, "upload-preview").get_attribute("src").startswith("blob:"),
+             "the preview of the chosen file")
+    reference_shot(browser, "intake-preview")
+    browser.find_element(By.ID, "upload-submit").click()
+    wait_for(browser, EC.url_contains("uploaded=1"), "the list after the upload")
+    wait_for(browser, lambda d: d.execute_script(
+        "const i = document.querySelector('img.thumb'); return i && i.complete && i.naturalWidth === 120;"),
+        "the uploaded card's thumbnail")
+    assert "UPLOADED" in browser.find_element(By.CSS_SELECTOR, "table.plain tbody").text
