@@ -21,6 +21,7 @@
 mod audit;
 mod changes;
 mod claim;
+mod credential_list;
 mod ephemeral;
 mod error;
 mod images;
@@ -32,6 +33,7 @@ mod users;
 mod web_sessions;
 
 pub use changes::StudyChange;
+pub use credential_list::{CredentialKind, CredentialSummary};
 pub use ephemeral::EphemeralSession;
 pub use error::StoreError;
 pub use images::ImageSort;

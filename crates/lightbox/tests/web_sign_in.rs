@@ -18,6 +18,7 @@ on_both_backends!(
     forms_posted_from_another_site_are_refused,
     a_reset_link_sets_a_new_password_once_and_ends_other_sessions,
     an_admin_invites_revokes_and_deactivates_people_and_members_may_not,
+    an_admin_issues_credentials_shown_once_and_revokes_them,
 );
 
 async fn audit_actions(
@@ -566,4 +567,104 @@ async fn an_admin_invites_revokes_and_deactivates_people_and_members_may_not(bac
         .post(&format!("/ui/admin/invitations/inv_{inv}/revoke"), &[])
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// The owner issues an API key on the admin page: it is shown once, works
+/// against the Viewer API, is listed without its secret, and stops working
+/// when revoked. Another organization's key cannot be revoked from here.
+async fn an_admin_issues_credentials_shown_once_and_revokes_them(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let org = server.create_org("Acme Imaging");
+    let other = server.create_org("Other Clinic");
+    let owner = server
+        .api(&org.api_key)
+        .get(&format!("/v1/viewer/users/{}", org.user_id))
+        .await;
+    let owner_email = owner.body["email"].as_str().unwrap().to_owned();
+    let link = reset_link(&server, &org, &owner_email);
+    let mut admin = Browser::new(&server);
+    admin
+        .post(&link, &[("password", PASSWORD), ("confirm", PASSWORD)])
+        .await;
+    admin.sign_in(&owner_email, PASSWORD).await;
+
+    let created = admin
+        .post(
+            "/ui/admin/credentials",
+            &[("kind", "api-key"), ("description", "RIS bridge")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let key = created
+        .body
+        .split("value=\"")
+        .find(|s| s.starts_with("lbk_"))
+        .and_then(|s| s.split('"').next())
+        .expect("the new key on the page")
+        .to_owned();
+    assert_eq!(
+        server.api(&key).get("/v1/viewer/studies").await.status,
+        StatusCode::OK
+    );
+    let listed = admin.get("/ui/admin").await;
+    assert!(listed.body.contains("RIS bridge"));
+    assert!(!listed.body.contains(&key), "a secret is shown once only");
+    let key_id = created.body.split("credential-").find_map(|s| {
+        let id = s.split('"').next()?;
+        (s.contains("RIS bridge") && id.len() == 36).then(|| id.to_owned())
+    });
+    let key_id = key_id.expect("the key's row");
+    let revoked = admin
+        .post(
+            &format!("/ui/admin/credentials/api-key/{key_id}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    assert_eq!(
+        server.api(&key).get("/v1/viewer/studies").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = admin
+        .post(
+            &format!("/ui/admin/credentials/api-key/{key_id}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+
+    let client = admin
+        .post(
+            "/ui/admin/credentials",
+            &[("kind", "oauth-client"), ("description", "Scanner")],
+        )
+        .await;
+    assert_eq!(client.status, StatusCode::CREATED);
+    assert!(
+        client.body.contains("lbs_"),
+        "the client secret is shown once"
+    );
+
+    let theirs = admin
+        .post(
+            &format!("/ui/admin/credentials/api-key/{}/revoke", other.api_key_id),
+            &[],
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server
+            .api(&other.api_key)
+            .get("/v1/viewer/studies")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let blank = admin
+        .post(
+            "/ui/admin/credentials",
+            &[("kind", "api-key"), ("description", " ")],
+        )
+        .await;
+    assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY);
 }

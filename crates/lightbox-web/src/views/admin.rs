@@ -1,8 +1,9 @@
 //! The organization's people, for its admins (level admin or owner): users
 //! with their access, pending invitations with their links (Lightbox sends no
 //! e-mail, so the admin passes the link on), invite, revoke an invitation,
-//! deactivate and reactivate a user. The same store calls, rules and audit
-//! actions as the Viewer API's user endpoints.
+//! deactivate and reactivate a user; and its API keys and OAuth clients
+//! (create: the secret is shown once; revoke). The same store calls, rules and
+//! audit actions as the Viewer API's user endpoints and `lightbox admin`.
 
 use super::{display_name, error_page, render, AssetUrlsRef, HtmlForm, Nav};
 use crate::login::WebUser;
@@ -15,8 +16,9 @@ use lightbox_domain::invitation::{
     InvitationExpiredFilter, InvitationFilter, InvitationId, InvitationStatus,
 };
 use lightbox_domain::user::{InvitedSource, NewUser, UserFilter, UserLevel};
+use lightbox_domain::{ApiKeyId, OAuthClientId};
 use lightbox_domain::{Error, Timestamp, UserId};
-use lightbox_store::Inviter;
+use lightbox_store::{Credential, CredentialKind, Inviter};
 use serde::Deserialize;
 
 /// Users and invitations listed (a clinic's staff, not a directory).
@@ -31,6 +33,16 @@ pub struct UserRow {
     active: bool,
     last_sign_in: String,
     is_owner: bool,
+}
+
+pub struct CredentialRow {
+    kind: &'static str,
+    /// `api-key` or `oauth-client`, for the revoke URL.
+    slug: &'static str,
+    id: String,
+    description: String,
+    created: String,
+    revoked: Option<String>,
 }
 
 pub struct InvitationRow {
@@ -52,6 +64,9 @@ struct AdminPage {
     error: Option<String>,
     new_link: Option<String>,
     roles: &'static [&'static str],
+    credentials: Vec<CredentialRow>,
+    /// A credential just created: (label, id, secret), shown this once.
+    new_secret: Option<(String, String, String)>,
 }
 
 fn is_admin(user: &WebUser) -> bool {
@@ -83,6 +98,22 @@ async fn page(
     error: Option<String>,
     new_link: Option<String>,
 ) -> Response {
+    page_with_secret(state, user, status, notice, error, new_link, None).await
+}
+
+async fn page_with_secret(
+    state: &WebState,
+    user: &WebUser,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+    new_link: Option<String>,
+    new_secret: Option<(String, String, String)>,
+) -> Response {
+    let credentials = match state.store.list_credentials(user.org_id).await {
+        Ok(all) => all,
+        Err(e) => return internal(e),
+    };
     let users = match state
         .store
         .list_users(user.org_id, &UserFilter::default(), LISTED, None)
@@ -142,6 +173,24 @@ async fn page(
             error,
             new_link,
             roles: lightbox_domain::user::CLINIC_ROLES,
+            credentials: credentials
+                .into_iter()
+                .map(|c| {
+                    let (kind, slug) = match c.kind {
+                        CredentialKind::ApiKey => ("API key (Viewer)", "api-key"),
+                        CredentialKind::OAuthClient => ("OAuth client (Images)", "oauth-client"),
+                    };
+                    CredentialRow {
+                        kind,
+                        slug,
+                        id: c.id,
+                        description: c.description,
+                        created: super::worklist::when(c.created_at),
+                        revoked: c.revoked_at.map(super::worklist::when),
+                    }
+                })
+                .collect(),
+            new_secret,
         },
     )
 }
@@ -369,4 +418,174 @@ pub async fn revoke_invitation(
         .await
         .map(|i| i.id.to_string());
     after_change(&state, &user, "invitation.revoke", &invitation_id, result).await
+}
+
+#[derive(Deserialize)]
+pub struct CredentialForm {
+    kind: String,
+    description: String,
+}
+
+/// Issues an API key or an OAuth client; its secret is on this response only.
+pub async fn create_credential(
+    State(state): State<WebState>,
+    user: WebUser,
+    HtmlForm(form): HtmlForm<CredentialForm>,
+) -> Response {
+    if !is_admin(&user) {
+        return forbidden();
+    }
+    let description = form.description.trim();
+    if let Err(e) = lightbox_domain::validate::required_text("description", description, 200) {
+        return page(
+            &state,
+            &user,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(e.to_string()),
+            None,
+        )
+        .await;
+    }
+    let me = user.user.reference.id.clone();
+    let created = match form.kind.as_str() {
+        "api-key" => state
+            .store
+            .create_api_key(user.org_id, description, Some(&me))
+            .await
+            .map(|(id, token)| ("api_key.create", "API key", id.to_string(), token)),
+        "oauth-client" => state
+            .store
+            .create_oauth_client(user.org_id, description)
+            .await
+            .map(|(id, secret)| {
+                (
+                    "oauth_client.create",
+                    "OAuth client secret",
+                    id.as_str().to_owned(),
+                    secret,
+                )
+            }),
+        _ => {
+            return page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some("choose an API key or an OAuth client".into()),
+                None,
+            )
+            .await
+        }
+    };
+    let (action, label, id, secret) = match created {
+        Ok(created) => created,
+        Err(e) => return internal(e),
+    };
+    if !audit::record(
+        &state,
+        &user.origin,
+        user.org_id,
+        &me,
+        action,
+        Some(&id),
+        201,
+    )
+    .await
+    {
+        let _ = match action {
+            "api_key.create" => match ApiKeyId::parse(&id) {
+                Ok(key) => {
+                    state
+                        .store
+                        .revoke_credential(user.org_id, Credential::ApiKey(key))
+                        .await
+                }
+                Err(_) => Ok(false),
+            },
+            _ => {
+                state
+                    .store
+                    .revoke_credential(
+                        user.org_id,
+                        Credential::OAuthClient(&OAuthClientId::from_trusted(id.clone())),
+                    )
+                    .await
+            }
+        };
+        return error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "The audit trail cannot be written right now, so nothing was issued.",
+        );
+    }
+    let notice = format!("Copy the {label} now: it is shown this once and stored only as a hash.");
+    page_with_secret(
+        &state,
+        &user,
+        StatusCode::CREATED,
+        Some(notice),
+        None,
+        None,
+        Some((label.to_owned(), id, secret)),
+    )
+    .await
+}
+
+pub async fn revoke_credential(
+    State(state): State<WebState>,
+    user: WebUser,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    if !is_admin(&user) {
+        return forbidden();
+    }
+    let not_found = || {
+        error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such credential.",
+        )
+    };
+    let (result, action) = match kind.as_str() {
+        "api-key" => match ApiKeyId::parse(&id) {
+            Ok(key) => (
+                state
+                    .store
+                    .revoke_credential(user.org_id, Credential::ApiKey(key))
+                    .await,
+                "api_key.revoke",
+            ),
+            Err(_) => return not_found(),
+        },
+        "oauth-client" => match OAuthClientId::parse(&id) {
+            Ok(client) => (
+                state
+                    .store
+                    .revoke_credential(user.org_id, Credential::OAuthClient(&client))
+                    .await,
+                "oauth_client.revoke",
+            ),
+            Err(_) => return not_found(),
+        },
+        _ => return not_found(),
+    };
+    match result {
+        // Another organization's id, an unknown one, or already revoked.
+        Ok(false) => not_found(),
+        Ok(true) => {
+            audit::record(
+                &state,
+                &user.origin,
+                user.org_id,
+                &user.user.reference.id,
+                action,
+                Some(&id),
+                303,
+            )
+            .await;
+            Redirect::to("/ui/admin").into_response()
+        }
+        Err(e) => internal(e),
+    }
 }

@@ -42,6 +42,11 @@ pub fn router() -> Router<WebState> {
             "/admin/invitations/{invitation_id}/revoke",
             post(admin::revoke_invitation),
         )
+        .route("/admin/credentials", post(admin::create_credential))
+        .route(
+            "/admin/credentials/{kind}/{id}/revoke",
+            post(admin::revoke_credential),
+        )
         .route("/admin/users/{user_id}/deactivate", post(admin::deactivate))
         .route("/admin/users/{user_id}/reactivate", post(admin::reactivate))
         .route("/studies/{study_id}", get(study::show).post(study::edit))
