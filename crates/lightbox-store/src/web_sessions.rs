@@ -159,19 +159,22 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("user {user_id} not found")))
     }
 
-    /// Stores a new session and records the sign-in on the user; the user's
-    /// sessions that have run past their absolute limit are cleared on the way.
-    pub async fn create_web_session(&self, new: &NewWebSession<'_>) -> Result<(), StoreError> {
+    /// Stores a new session and records the sign-in on the user. Sessions
+    /// that have ended by time (past their absolute limit, or unused since
+    /// `idle_cutoff`) are deleted on the way, everyone's: the table holds one
+    /// row per signed-in browser, so this stays small.
+    pub async fn create_web_session(
+        &self,
+        new: &NewWebSession<'_>,
+        idle_cutoff: Timestamp,
+    ) -> Result<(), StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "DELETE FROM web_sessions WHERE org_id = $1 AND user_id = $2 AND expires_at <= $3",
-        )
-        .bind(new.org_id.to_string())
-        .bind(new.user_id.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+            .bind(now)
+            .bind(idle_cutoff.millis())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO web_sessions (token_hash, org_id, user_id, created_at, last_seen_at, expires_at, user_agent) \
              VALUES ($1, $2, $3, $4, $4, $5, $6)",

@@ -358,14 +358,17 @@ pub async fn sign_in(
     let user_id = &account.user.reference.id;
     let created = state
         .store
-        .create_web_session(&NewWebSession {
-            token_hash: &hash_secret(&token),
-            org_id: account.org_id,
-            user_id,
-            expires_at: Timestamp::now()
-                .plus_seconds(state.config.absolute_timeout.as_secs() as i64),
-            user_agent,
-        })
+        .create_web_session(
+            &NewWebSession {
+                token_hash: &hash_secret(&token),
+                org_id: account.org_id,
+                user_id,
+                expires_at: Timestamp::now()
+                    .plus_seconds(state.config.absolute_timeout.as_secs() as i64),
+                user_agent,
+            },
+            Timestamp::now().plus_seconds(-(state.config.idle_timeout.as_secs() as i64)),
+        )
         .await;
     if let Err(e) = created {
         tracing::error!(error = %e, "storing a web session");

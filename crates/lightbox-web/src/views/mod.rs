@@ -17,7 +17,7 @@ use crate::WebState;
 use askama::Template;
 use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -160,13 +160,9 @@ pub async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
     if uri.path() == "/ui/" {
         return Redirect::to("/ui").into_response();
     }
-    let mut response = error_page(
+    error_page(
         StatusCode::NOT_FOUND,
         "Page not found",
         "There is no such page. Use the menu to find what you were looking for.",
-    );
-    response
-        .headers_mut()
-        .insert(header::VARY, header::HeaderValue::from_static("HX-Request"));
-    response
+    )
 }
