@@ -186,6 +186,13 @@ impl AppState {
 
 /// The whole HTTP surface of the server.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API plus `extra` routes (the web app) inside the same shared layers:
+/// request id, trace, metrics, panic handler. `extra` comes with its state
+/// applied and must not set a fallback of its own.
+pub fn router_with(state: AppState, extra: Router) -> Router {
     let config = state.config.clone();
     // Install the metrics recorder before the first request is counted.
     observability::prometheus();
@@ -225,6 +232,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .merge(extra)
         .layer(CatchPanicLayer::custom(|_| internal_error()))
         .layer(axum::middleware::from_fn(observability::track_requests))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))

@@ -373,8 +373,11 @@ impl Store {
         .await
         .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(Indexed::Stored {
-            new_study: (seeded.rows_affected() > 0).then_some(study_id),
-        })
+        let new_study = (seeded.rows_affected() > 0).then_some(study_id);
+        if let Some(id) = &new_study {
+            // Open worklists show the study the moment its first image lands.
+            self.study_changed(org_id, id);
+        }
+        Ok(Indexed::Stored { new_study })
     }
 }

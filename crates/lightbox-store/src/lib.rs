@@ -19,6 +19,9 @@
 //! the one database; its buffer cache is shared.
 
 mod audit;
+mod changes;
+mod claim;
+mod credential_list;
 mod dicom;
 mod ephemeral;
 mod error;
@@ -32,12 +35,17 @@ mod users;
 mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
+mod web_sessions;
+
+pub use changes::StudyChange;
+pub use credential_list::{CredentialKind, CredentialSummary};
 pub use ephemeral::EphemeralSession;
 pub use error::StoreError;
 pub use images::ImageSort;
 pub use orgs::{ApiKeyRecord, CreatedOrg, Credential, NewOrg, OAuthClientRecord};
 pub use outbox::{AttemptResult, ClaimedDelivery, Delivery, DeliveryStatus};
 pub use users::{Inviter, Page};
+pub use web_sessions::{NewWebSession, SignInAccount, WebSessionRecord};
 pub use webhooks::{NewWebhookEndpoint, WebhookEndpoint};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -63,6 +71,7 @@ pub struct Store {
     needle_plans: std::sync::Arc<studies::NeedlePlans>,
     /// Woken when this process writes deliveries, so its worker need not poll for them.
     outbox_ready: std::sync::Arc<tokio::sync::Notify>,
+    changes: tokio::sync::broadcast::Sender<StudyChange>,
 }
 
 /// A connection pool's occupancy.
@@ -124,6 +133,7 @@ impl Store {
             audit_write: pool(&audit_path, 1)?,
             needle_plans: Default::default(),
             outbox_ready: Default::default(),
+            changes: changes::channel(),
         };
         // Writers first: they create the files and switch them to WAL.
         sqlx::migrate!("./migrations/sqlite")
@@ -195,6 +205,7 @@ impl Store {
             audit_write: pool,
             needle_plans: Default::default(),
             outbox_ready: Default::default(),
+            changes: changes::channel(),
         };
         sqlx::migrate!("./migrations/postgres")
             .run(&store.write)

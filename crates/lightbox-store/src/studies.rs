@@ -150,6 +150,7 @@ impl Store {
         )
         .await?;
         self.commit_with_events(tx, queued).await?;
+        self.study_changed(org_id, &id);
         self.study(org_id, &id).await?.ok_or_else(|| not_found(&id))
     }
 
@@ -265,6 +266,7 @@ impl Store {
                 enqueue(&mut tx, org_id, after.created_by_api_key_id, &events).await?
             };
             self.commit_with_events(tx, queued).await?;
+            self.study_changed(org_id, id);
         }
         self.study(org_id, id).await?.ok_or_else(|| not_found(id))
     }
@@ -308,6 +310,7 @@ impl Store {
         let events = study_change_events(&before, &after, at);
         let queued = enqueue(&mut tx, org_id, after.created_by_api_key_id, &events).await?;
         self.commit_with_events(tx, queued).await?;
+        self.study_changed(org_id, &study.id);
         self.study(org_id, &study.id)
             .await?
             .ok_or_else(|| not_found(&study.id))

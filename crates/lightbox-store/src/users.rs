@@ -33,7 +33,7 @@ const USER_FIELDS: [&str; 16] = [
 ];
 
 /// The user columns, qualified with a table alias, as [`user_from_row`] reads them.
-fn user_columns(alias: &str) -> String {
+pub(crate) fn user_columns(alias: &str) -> String {
     USER_FIELDS.map(|c| format!("{alias}.{c}")).join(", ")
 }
 
@@ -411,6 +411,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from)?;
+            crate::web_sessions::end_sessions_of(&mut tx, org_id, id).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
         self.user(org_id, id)
@@ -640,6 +641,8 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
+        crate::web_sessions::end_sessions_of(&mut tx, org_id, &invitation.user.reference.id)
+            .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.invitation(org_id, &invitation.id)
             .await?

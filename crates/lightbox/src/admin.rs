@@ -2,9 +2,10 @@
 
 use crate::config::{init_logging, LogFormat, StoreArgs};
 use clap::{Args, Subcommand};
-use lightbox_domain::audit::AuditFilter;
+use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, AuditFilter, Outcome};
 use lightbox_domain::dicom::{AeTitle, DicomPeer};
-use lightbox_domain::user::{InvitedSource, NewUser, UserLevel};
+use lightbox_domain::invitation::{InvitationExpiredFilter, InvitationFilter, InvitationStatus};
+use lightbox_domain::user::{InvitedSource, NewUser, UserFilter, UserLevel};
 use lightbox_domain::{validate, ApiKeyId, OAuthClientId, OrgId, Timestamp};
 use lightbox_store::{Credential, NewOrg};
 use serde_json::json;
@@ -53,6 +54,27 @@ pub enum AdminCommand {
     Redeliver(crate::webhook_admin::RedeliverArgs),
     /// Call an endpoint now with a signed `study.access_requested` and show its answer.
     TestWebhook(crate::webhook_admin::TestWebhookArgs),
+    /// Print a one-time link with which a user sets a new web-app password
+    /// (also for a user who never had one, e.g. the owner made by create-org).
+    ResetPassword(UserLinkArgs),
+    /// Print the web-app link of a user's pending invitation (it sets their password).
+    InvitationLink(UserLinkArgs),
+}
+
+/// Arguments of `reset-password` and `invitation-link`.
+#[derive(Args)]
+pub struct UserLinkArgs {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    email: String,
+    /// Base URL people reach the server at; without it only the path is printed.
+    #[arg(long, env = "LIGHTBOX_PUBLIC_URL")]
+    public_url: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -213,6 +235,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::WebhookDeliveries(args) => crate::webhook_admin::deliveries(args).await,
         AdminCommand::Redeliver(args) => crate::webhook_admin::redeliver(args).await,
         AdminCommand::TestWebhook(args) => crate::webhook_admin::test(args).await,
+        AdminCommand::ResetPassword(args) => user_link(args, true).await,
+        AdminCommand::InvitationLink(args) => user_link(args, false).await,
     }
 }
 
@@ -486,5 +510,82 @@ async fn audit(args: AuditArgs) -> anyhow::Result<()> {
             None => break,
         }
     }
+    Ok(())
+}
+
+/// `reset-password` (`reset`) and `invitation-link`: a link for one user, recorded
+/// in the audit trail as the operator's (the link itself is never recorded).
+async fn user_link(args: UserLinkArgs, reset: bool) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    let org_id = existing_org(&store, &args.org).await?;
+    let filter = UserFilter {
+        email: Some(args.email.clone()),
+        ..UserFilter::default()
+    };
+    let user = store
+        .list_users(org_id, &filter, 1, None)
+        .await?
+        .items
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("organization {org_id} has no user {}", args.email))?;
+    let user_id = user.reference.id.clone();
+    let key = store
+        .setting_or_insert(
+            lightbox_api::SIGNING_KEY_SETTING,
+            lightbox_domain::credentials::random_secret,
+        )
+        .await?;
+    let signer = lightbox_blob::UrlSigner::new(key.into_bytes());
+    let (path, action) = if reset {
+        anyhow::ensure!(user.is_active, "user {user_id} has no access (revoked)");
+        let current = store.password_hash(org_id, &user_id).await?;
+        (
+            lightbox_web::links::reset_path(&signer, org_id, &user_id, current.as_deref()),
+            "user.reset_link",
+        )
+    } else {
+        let filter = InvitationFilter {
+            statuses: vec![InvitationStatus::Sent],
+            expired: Some(InvitationExpiredFilter::NotExpired),
+            user_id: Some(user_id.clone()),
+            ..InvitationFilter::default()
+        };
+        let invitation = store
+            .list_invitations(org_id, &filter, 1, None, Timestamp::now())
+            .await?
+            .items
+            .pop()
+            .ok_or_else(|| {
+                anyhow::anyhow!("user {user_id} has no pending invitation; use reset-password")
+            })?;
+        (
+            lightbox_web::links::invitation_path(&signer, &invitation),
+            "invitation.link",
+        )
+    };
+    store
+        .append_audit_events(&[AuditEvent {
+            id: AuditEventId::generate(),
+            org_id,
+            occurred_at: Timestamp::now(),
+            actor_kind: ActorKind::Operator,
+            actor_id: None,
+            action: action.to_owned(),
+            resource_type: action.split_once('.').map(|(kind, _)| kind.to_owned()),
+            resource_id: Some(user_id.to_string()),
+            outcome: Outcome::Success,
+            status: 200,
+            client_ip: None,
+            request_id: None,
+        }])
+        .await?;
+    let link = match &args.public_url {
+        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        None => path,
+    };
+    print(
+        args.json,
+        json!({ "user_id": user_id.to_string(), "link": link }),
+    );
     Ok(())
 }

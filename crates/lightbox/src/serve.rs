@@ -54,6 +54,21 @@ pub struct ServeArgs {
     #[arg(long, env = "LIGHTBOX_TOKEN_LIFETIME_HOURS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=24))]
     token_lifetime_hours: u64,
+    /// Minutes without a request after which a web-app session ends.
+    #[arg(long, env = "LIGHTBOX_WEB_IDLE_TIMEOUT_MINS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=24 * 60))]
+    web_idle_timeout_mins: u64,
+    /// Hours after sign-in at which a web-app session ends, however active.
+    #[arg(long, env = "LIGHTBOX_WEB_SESSION_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24))]
+    web_session_hours: u64,
+    /// Seconds variant of --web-idle-timeout-mins, for tests; overrides it when set.
+    #[arg(long, env = "LIGHTBOX_WEB_IDLE_TIMEOUT_SECS", hide = true)]
+    web_idle_timeout_secs: Option<u64>,
+    /// Failed web sign-ins allowed per account in 15 minutes (four times as
+    /// many per client address); 0 turns the limit off.
+    #[arg(long, env = "LIGHTBOX_WEB_MAX_FAILED_SIGN_INS", default_value_t = 5)]
+    web_max_failed_sign_ins: u32,
     #[arg(long, env = "LIGHTBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Address for the DICOM receiver (C-ECHO, C-STORE), e.g. `0.0.0.0:11112`;
@@ -131,6 +146,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         lightbox_store::Dialect::Postgres => "postgresql".to_owned(),
     };
+    let web_config = lightbox_web::WebConfig {
+        public_url: args.public_url.clone(),
+        idle_timeout: Duration::from_secs(
+            args.web_idle_timeout_secs
+                .unwrap_or(args.web_idle_timeout_mins * 60)
+                .max(1),
+        ),
+        absolute_timeout: Duration::from_secs(args.web_session_hours * 3600),
+        max_failed_sign_ins: args.web_max_failed_sign_ins,
+        trust_forwarded_for: args.trust_forwarded_for,
+        signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs),
+        ..lightbox_web::WebConfig::default()
+    };
     let config = ApiConfig {
         public_url: args.public_url,
         reroute_ttl: Duration::from_secs(args.reroute_ttl_secs),
@@ -159,11 +187,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--webhook-retry-delays: {e}"))?;
     let webhook_key = args.webhook_key.key()?;
     let state = AppState::new(store.clone(), blobs, config).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let web = lightbox_web::WebState::new(
+        store.clone(),
+        state.signer.clone(),
+        state.blobs.clone(),
+        state.audit.clone(),
+        web_config,
+        stopped.clone(),
+    );
     let listener = TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let shutdown = shutdown_signal();
     let dicom = match &args.dicom_listen {
         Some(dicom_addr) => {
             let dicom_listener = TcpListener::bind(dicom_addr)
@@ -201,8 +238,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
 
     // Peer addresses reach the audit trail through ConnectInfo.
-    let app =
-        lightbox_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = lightbox_api::router_with(state, lightbox_web::router(web))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     // Started after the router, which installs the metrics recorder it counts into.
     let worker = match webhook_key {
         Some(key) => {
@@ -227,7 +264,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            shutdown.await;
+            // The DICOM receiver, the webhook worker and live streams (the
+            // worklist's) stop, so their connections can close.
             let _ = stop.send(true);
         })
         .await?;
@@ -267,24 +306,31 @@ async fn sweep_dicom_orphans(
 }
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests then finish before exit.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The SIGTERM handler is installed when this is called, not when the future is
+/// first polled: a SIGTERM right after "listening on" must still stop the server
+/// gracefully rather than kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        tracing::info!("shutting down: finishing in-flight requests");
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::StreamExt;
-use lightbox_blob::{BlobError, BlobStore, Claims, SignError};
+use lightbox_blob::{BlobError, BlobStore, Claims, SignError, UrlSigner};
 use lightbox_domain::audit::ActorKind;
 use lightbox_domain::image::Image;
 use lightbox_domain::{Error, ImageId, OrgId, Timestamp};
@@ -59,36 +59,48 @@ pub(super) async fn signed_url(
     headers: &HeaderMap,
     image: &Image,
 ) -> Result<String, ApiError> {
-    let ttl = state.config.signed_url_ttl;
+    let links = ImageLinks {
+        signer: &state.signer,
+        blobs: &state.blobs,
+        ttl: state.config.signed_url_ttl,
+        base: public_base(&state.config, headers),
+    };
+    image_link(&links, image).await.map_err(blob_error)
+}
+
+/// What an image link is made from, so that the web app (which has no
+/// `AppState`) hands out the same links as the API.
+pub struct ImageLinks<'a> {
+    pub signer: &'a UrlSigner,
+    pub blobs: &'a BlobStore,
+    pub ttl: Duration,
+    /// The server's base URL, for the local backend's links.
+    pub base: String,
+}
+
+/// An image's `signed_url`: S3 presigned when the store is S3, else a signed
+/// link to `/blobs/v1/images/{id}`.
+pub async fn image_link(links: &ImageLinks<'_>, image: &Image) -> Result<String, BlobError> {
+    let ttl = links.ttl;
     let org = image.org_id.to_string();
     let id = image.id.to_string();
     let (purpose, subject) = if image.accepts_upload() {
         let key = BlobStore::upload_key(&org, &id, &image.upload_nonce);
-        if let Some(url) = state
-            .blobs
-            .presign(Method::PUT, &key, ttl)
-            .await
-            .map_err(blob_error)?
-        {
+        if let Some(url) = links.blobs.presign(Method::PUT, &key, ttl).await? {
             return Ok(url);
         }
         (IMAGE_UPLOAD, format!("{id}\t{}", image.upload_nonce))
     } else {
         let key = image.blob.as_ref().map_or("", |b| b.key.as_str());
         if !key.is_empty() {
-            if let Some(url) = state
-                .blobs
-                .presign(Method::GET, key, ttl)
-                .await
-                .map_err(blob_error)?
-            {
+            if let Some(url) = links.blobs.presign(Method::GET, key, ttl).await? {
                 return Ok(url);
             }
         }
         // No bytes (e.g. a FAILED image): the link answers 404 until there are.
         (IMAGE_READ, format!("{id}\t{key}"))
     };
-    let token = state.signer.sign(&Claims {
+    let token = links.signer.sign(&Claims {
         purpose: purpose.into(),
         org,
         subject,
@@ -96,10 +108,7 @@ pub(super) async fn signed_url(
             .plus_seconds(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
             .millis(),
     });
-    Ok(format!(
-        "{}/blobs/v1/images/{id}?token={token}",
-        public_base(&state.config, headers)
-    ))
+    Ok(format!("{}/blobs/v1/images/{id}?token={token}", links.base))
 }
 
 /// Checks a link's token against the image in its path; returns the

@@ -152,28 +152,11 @@ pub async fn update(
             .into());
         }
     }
-    // Marking an image UPLOADED needs verified bytes. On S3 the client
-    // uploaded straight to the bucket, so they are verified now.
-    let mut promoted: Option<StoredBlob> = None;
-    if fields.status == ImageStatus::Uploaded && current.blob.is_none() {
-        if state.blobs.is_local() {
-            return Err(no_upload_yet());
-        }
-        let kind = expected_kind(&fields.file_type)?;
-        let org = caller.org_id.to_string();
-        let upload_key = BlobStore::upload_key(&org, &id.to_string(), &current.upload_nonce);
-        let final_key = BlobStore::final_key(&org, &id.to_string());
-        promoted = Some(
-            state
-                .blobs
-                .promote_s3_upload(&upload_key, &final_key, kind)
-                .await
-                .map_err(|e| match e {
-                    BlobError::Missing => no_upload_yet(),
-                    other => blob_error(other),
-                })?,
-        );
-    }
+    let promoted = if fields.status == ImageStatus::Uploaded {
+        verified_upload(&state.blobs, &current, &fields.file_type).await?
+    } else {
+        None
+    };
     let updated = state
         .store
         .update_image(
@@ -201,6 +184,37 @@ pub async fn update(
         }
     };
     reply(&state, &headers, &image).await
+}
+
+/// The bytes that let `image` be marked UPLOADED, when it has none recorded
+/// yet: on S3 the client uploaded straight to the bucket, so they are checked
+/// and moved into place now (the caller stores the returned blob, or deletes
+/// it if the update loses a race). On the local backend the upload route
+/// already verified and recorded them, so none recorded means none sent.
+/// Shared with the web app's intake page.
+pub async fn verified_upload(
+    blobs: &BlobStore,
+    image: &Image,
+    file_type: &str,
+) -> Result<Option<StoredBlob>> {
+    if image.blob.is_some() {
+        return Ok(None);
+    }
+    if blobs.is_local() {
+        return Err(no_upload_yet());
+    }
+    let kind = expected_kind(file_type)?;
+    let org = image.org_id.to_string();
+    let upload_key = BlobStore::upload_key(&org, &image.id.to_string(), &image.upload_nonce);
+    let final_key = BlobStore::final_key(&org, &image.id.to_string());
+    blobs
+        .promote_s3_upload(&upload_key, &final_key, kind)
+        .await
+        .map(Some)
+        .map_err(|e| match e {
+            BlobError::Missing => no_upload_yet(),
+            other => blob_error(other),
+        })
 }
 
 /// The kind uploads must match; a `file_type` Lightbox cannot verify takes no bytes.

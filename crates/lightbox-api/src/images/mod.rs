@@ -11,6 +11,9 @@ pub(crate) mod handlers;
 pub(crate) mod token;
 pub(crate) mod wire;
 
+pub use blobs::{image_link, ImageLinks};
+pub use handlers::verified_upload;
+
 use crate::auth::bearer_token;
 use crate::error::{envelope_bare_errors, rerender, ApiError};
 use crate::AppState;
