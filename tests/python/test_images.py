@@ -459,9 +459,9 @@ def test_s3_refuses_tampered_retargeted_and_expired_presigned_urls(
     assert read(done.signed_url).content == PNG
     assert put(b.signed_url, PNG).status_code == 200
 
-    # Expired: a server whose links live one second (S3 signs to the second).
+    # Expired: a server whose links live two seconds (S3 signs to the second).
     srv = LightboxServer(
-        backend, tmp_path_factory.mktemp("lightbox-s3-short"), ("--signed-url-ttl-secs", "1"),
+        backend, tmp_path_factory.mktemp("lightbox-s3-short"), ("--signed-url-ttl-secs", "2"),
         s3_env(s3, f"short-{secrets.token_hex(4)}"),
     )
     srv.start()
@@ -469,11 +469,13 @@ def test_s3_refuses_tampered_retargeted_and_expired_presigned_urls(
         org = srv.new_org()
         api = org.images_client().pre_encounter.images.v_1
         late = api.create(request=mutable("late.png"))
-        time.sleep(2.5)
+        time.sleep(3.5)
         r = put(late.signed_url, PNG)
         assert r.status_code == 403 and "expired" in r.text, r.text
-        # A fresh link works.
-        assert put(api.get(id=late.id).signed_url, PNG).status_code == 200
+        # A fresh link works. On a loaded machine getting and using it can
+        # outlast its two seconds; one of three fresh links must get through.
+        fresh = [put(api.get(id=late.id).signed_url, PNG).status_code for _ in range(3)]
+        assert 200 in fresh, fresh
         org.close()
     finally:
         srv.stop()
