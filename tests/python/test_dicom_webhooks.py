@@ -15,10 +15,11 @@ from typing import Iterator
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
+from dicomweb_client.api import DICOMwebClient
 from pynetdicom import AE
 
 from conftest import Backend, LightboxServer, Org
-from test_webhooks import WEBHOOK_KEY, Receiver, create_webhook, receiver  # noqa: F401 - the fixture
+from test_webhooks import WEBHOOK_KEY, Receiver, create_webhook, deliveries, receiver  # noqa: F401 - the fixture
 
 DICOMDIR_TESTS = Path(pydicom.data.__file__).parent / "test_files" / "dicomdirtests"
 QUIET_SECS = 1.5
@@ -184,3 +185,29 @@ def test_a_slow_or_broken_partner_leaves_the_study_unenriched_and_the_images_sto
     assert got.study_description != ENRICHMENT["studyDescription"]
     assert got.express_customer is None and not got.metadata
     receiver.wait(lambda: len(receiver.requests) == 1, "the one call")
+
+
+def test_a_stow_study_goes_to_the_keys_endpoint_enriched_and_reported_once(
+    hooked_dicom: LightboxServer, receiver: Receiver
+) -> None:
+    """STOW-RS with the organization's API key: the key's own endpoint (not
+    the organization's) is asked to enrich the new study and hears of the
+    images once, with the key named."""
+    org = hooked_dicom.new_org()
+    create_webhook(hooked_dicom, org, receiver, "--api-key", org.api_key_id)
+    organization_wide = hooked_dicom.admin("create-webhook", "--org", org.org_id, "--url", "http://127.0.0.1:9/")
+    receiver.script = lambda request, attempt: (
+        (200, ENRICHMENT) if request.type == "patient_study.enrichment_requested" else 200)
+    study = one_study("98892001")
+    client = DICOMwebClient(url=f"{hooked_dicom.base_url}/dicomweb",
+                            headers={"Authorization": f"Bearer {org.api_key}"})
+    response = client.store_instances(study)
+    assert "FailedSOPSequence" not in response
+    receiver.wait(lambda: len(received(receiver)) == 1, "study.images_received")
+    assert [r.type for r in receiver.requests] == ["patient_study.enrichment_requested", "study.images_received"]
+    [event] = received(receiver)
+    assert event["receivedInstanceCount"] == event["instanceCount"] == len(study)
+    assert event["createdByApiKeyId"] == org.api_key_id
+    got = org.client().viewer.studies.retrieve_by_uid(study[0].StudyInstanceUID)
+    assert (got.severity, got.study_id) == ("stat", event["studyId"])
+    assert deliveries(hooked_dicom, org, "--webhook", organization_wide["webhook_id"]) == []
