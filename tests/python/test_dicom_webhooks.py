@@ -185,6 +185,7 @@ def test_a_slow_or_broken_partner_leaves_the_study_unenriched_and_the_images_sto
     assert got.study_description != ENRICHMENT["studyDescription"]
     assert got.express_customer is None and not got.metadata
     receiver.wait(lambda: len(receiver.requests) == 1, "the one call")
+    assert "extremely" not in hooked_dicom.log_path.read_text(errors="replace"), "the answer reached the log"
 
 
 def test_a_stow_study_goes_to_the_keys_endpoint_enriched_and_reported_once(

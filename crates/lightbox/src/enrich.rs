@@ -5,7 +5,7 @@
 //!
 //! The call is soft, as Avara's is: no endpoint, a secret that does not open,
 //! a timeout, a non-2xx or an answer of the wrong shape all mean "nothing to
-//! add", logged without the answer or the secret. The instance is stored
+//! add", logged without the answer (patient data) or the secret. The instance is stored
 //! either way. `--webhook-sync-timeout-secs` bounds the wait (the sender may
 //! retry once if it could not connect, so twice that at most).
 
@@ -15,7 +15,7 @@ use lightbox_domain::webhook::{
     envelope, Enrichment, EnrichmentRequested, EnrichmentResponse, EventType, WebhookEventId,
 };
 use lightbox_store::Store;
-use lightbox_webhooks::{destination, SecretKey, Sender};
+use lightbox_webhooks::{destination, CallError, SecretKey, Sender};
 use std::sync::Arc;
 
 const EVENT: EventType = EventType::PatientStudyEnrichmentRequested;
@@ -75,7 +75,12 @@ async fn ask(
     {
         Ok(answer) => Some(answer.enrichment()),
         Err(e) => {
-            tracing::info!(%org, webhook = %endpoint.id, event = %id, error = %e,
+            // A parse error quotes the answer, which is patient data: not logged.
+            let error = match &e {
+                CallError::Failed(why) => why.as_str(),
+                CallError::Unparseable(_) => "the answer is not an enrichment",
+            };
+            tracing::info!(%org, webhook = %endpoint.id, event = %id, error,
                 "enrichment: no usable answer; the study is seeded from its images alone");
             None
         }
