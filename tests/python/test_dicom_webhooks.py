@@ -6,6 +6,7 @@ a study DICOM seeds on the worklist first asks the partner for enrichment
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections import defaultdict
@@ -48,8 +49,9 @@ def patient_files(patient: str) -> list[pydicom.Dataset]:
     return [pydicom.dcmread(p) for p in sorted((DICOMDIR_TESTS / patient).rglob("*")) if p.is_file()]
 
 
-def c_store(srv: LightboxServer, org: Org, datasets: list[pydicom.Dataset]) -> None:
-    """Sends the data sets in one association, as a modality would."""
+def c_store(srv: LightboxServer, org: Org, datasets: list[pydicom.Dataset], pause: float = 0) -> None:
+    """Sends the data sets in one association, as a modality would (`pause`
+    seconds between them)."""
     ae = AE(ae_title="MODALITY")
     for sop_class, ts in sorted({(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID) for ds in datasets}):
         ae.add_requested_context(sop_class, [ts])
@@ -60,6 +62,7 @@ def c_store(srv: LightboxServer, org: Org, datasets: list[pydicom.Dataset]) -> N
         for ds in datasets:
             status = assoc.send_c_store(ds)
             assert status.Status == 0x0000, status
+            time.sleep(pause)
     finally:
         assoc.release()
 
@@ -212,3 +215,34 @@ def test_a_stow_study_goes_to_the_keys_endpoint_enriched_and_reported_once(
     got = org.client().viewer.studies.retrieve_by_uid(study[0].StudyInstanceUID)
     assert (got.severity, got.study_id) == ("stat", event["studyId"])
     assert deliveries(hooked_dicom, org, "--webhook", organization_wide["webhook_id"]) == []
+
+
+def test_a_modality_that_never_pauses_is_reported_every_ten_quiet_periods_counting_each_instance_once(
+    backend: Backend, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With a 0.3 s quiet period, instances 0.15 s apart for about 4 s: the
+    burst never pauses, yet it is reported while it lasts (an event is held
+    at most 3 s), and the events together count every instance exactly once."""
+    srv = LightboxServer(
+        backend, tmp_path_factory.mktemp(f"lightbox-{backend.name}-dicom-stream"),
+        ("--dicom-listen", "127.0.0.1:0", "--dicom-burst-quiet-secs", "0.3", "--webhook-allow-private"),
+        {"LIGHTBOX_WEBHOOK_SECRET_KEY": WEBHOOK_KEY},
+    )
+    srv.start()
+    try:
+        org = srv.new_org()
+        create_webhook(srv, org, receiver, "--events", "study.images_received")
+        [template] = one_study("77654033")[:1]
+        stream = []
+        for _ in range(25):
+            ds = copy.deepcopy(template)
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            stream.append(ds)
+        c_store(srv, org, stream, pause=0.15)
+        receiver.wait(lambda: sum(d["receivedInstanceCount"] for d in received(receiver)) >= 25, "every instance")
+        events = sorted(received(receiver), key=lambda d: d["occurredAt"])
+        assert len(events) >= 2, events
+        assert sum(d["receivedInstanceCount"] for d in events) == 25
+        assert events[-1]["instanceCount"] == 25
+    finally:
+        srv.stop()
