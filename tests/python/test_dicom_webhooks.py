@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
@@ -189,6 +190,8 @@ def test_a_slow_or_broken_partner_leaves_the_study_unenriched_and_the_images_sto
     assert got.express_customer is None and not got.metadata
     receiver.wait(lambda: len(receiver.requests) == 1, "the one call")
     assert "extremely" not in hooked_dicom.log_path.read_text(errors="replace"), "the answer reached the log"
+    metrics = httpx.get(f"{hooked_dicom.base_url}/metrics").text
+    assert 'lightbox_webhook_attempts_total{type="patient_study.enrichment_requested",outcome="failed"}' in metrics
 
 
 def test_a_stow_study_goes_to_the_keys_endpoint_enriched_and_reported_once(

@@ -20,6 +20,12 @@ use std::sync::Arc;
 
 const EVENT: EventType = EventType::PatientStudyEnrichmentRequested;
 
+/// The worker's counter: a synchronous call is an attempt too.
+fn count(outcome: &'static str) {
+    metrics::counter!("lightbox_webhook_attempts_total", "type" => EVENT.as_str(), "outcome" => outcome)
+        .increment(1);
+}
+
 pub fn hook(store: Store, key: SecretKey, sender: Sender) -> EnrichHook {
     let shared = Arc::new((store, key, sender));
     Arc::new(move |query: NewStudyQuery| {
@@ -73,8 +79,12 @@ async fn ask(
         .call::<EnrichmentResponse>(&to, id.as_str(), body.as_bytes())
         .await
     {
-        Ok(answer) => Some(answer.enrichment()),
+        Ok(answer) => {
+            count("delivered");
+            Some(answer.enrichment())
+        }
         Err(e) => {
+            count("failed");
             // A parse error quotes the answer, which is patient data: not logged.
             let error = match &e {
                 CallError::Failed(why) => why.as_str(),
