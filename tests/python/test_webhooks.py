@@ -24,6 +24,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict
 from candid.resources.pre_encounter.resources.images.resources.v_1 import ImageStatus, MutableImage
+from avara.types.patient_study_enrichment_requested_event import PatientStudyEnrichmentRequestedEvent
 from avara.types.study_access_requested_event import StudyAccessRequestedEvent
 from standardwebhooks import WebhookVerificationError
 
@@ -75,6 +76,18 @@ class ImageUploadedData(Strict):
     occurredAt: str
 
 
+class ImagesReceivedData(Strict):
+    studyId: str
+    studyInstanceUid: str
+    seriesCount: int
+    instanceCount: int
+    modalities: list[str]
+    receivedInstanceCount: int
+    createdByApiKeyId: Optional[str]
+    firstReceivedAt: str
+    occurredAt: str
+
+
 def event_model(data_model: type[BaseModel], type_name: str) -> type[BaseModel]:
     class Event(Strict):
         id: str
@@ -88,12 +101,14 @@ def event_model(data_model: type[BaseModel], type_name: str) -> type[BaseModel]:
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     # Avara's own event: its SDK model.
     "study.access_requested": StudyAccessRequestedEvent,
+    "patient_study.enrichment_requested": PatientStudyEnrichmentRequestedEvent,
     "study.created": event_model(StudyData, "study.created"),
     "study.updated": event_model(StudyUpdatedData, "study.updated"),
     "study.assigned": event_model(StudyAssignedData, "study.assigned"),
     "study.completed": event_model(StudyData, "study.completed"),
     "study.cancelled": event_model(StudyData, "study.cancelled"),
     "image.uploaded": event_model(ImageUploadedData, "image.uploaded"),
+    "study.images_received": event_model(ImagesReceivedData, "study.images_received"),
 }
 
 # --------------------------------------------------------------------------- receiver

@@ -71,6 +71,8 @@ pub struct DicomConfig {
     pub spool_dir: std::path::PathBuf,
     /// How old an unindexed file must be before the sweep removes it.
     pub orphan_age: Duration,
+    /// How long a study's `study.images_received` waits for more instances.
+    pub burst_quiet: Duration,
 }
 
 impl Default for DicomConfig {
@@ -80,6 +82,7 @@ impl Default for DicomConfig {
             max_stow_bytes: 8 * 1024 * 1024 * 1024,
             spool_dir: std::env::temp_dir().join("lightbox-spool"),
             orphan_age: Duration::from_secs(3600),
+            burst_quiet: Duration::from_secs(10),
         }
     }
 }
@@ -149,6 +152,7 @@ impl AppState {
                     .local_spool_dir()
                     .unwrap_or_else(|| config.dicom.spool_dir.clone()),
                 orphan_age: config.dicom.orphan_age,
+                burst_quiet: config.dicom.burst_quiet,
             },
             audit.sink(),
         )

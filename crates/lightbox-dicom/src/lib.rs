@@ -12,7 +12,8 @@
 //! - `ingest`: shared by C-STORE and STOW, knowing neither: the spool file
 //!   (`spool`), the walk over element headers that checks lengths and finds
 //!   pixel data and frames (`layout`), what the index keeps (`attributes`),
-//!   and the pipeline itself (`mod.rs`: spool → check → blob → index).
+//!   and the pipeline itself (`mod.rs`: spool → check → blob → the enrich
+//!   hook, for a new study → index).
 //! - `dicomweb`: DICOMweb wire formats for the HTTP handlers in
 //!   `lightbox-api`: multipart/related in and out (`multipart`) and the
 //!   STOW-RS response (`stow`).
@@ -24,5 +25,5 @@ pub mod ingest;
 pub mod protocol;
 pub mod scp;
 
-pub use ingest::{Delivery, Ingest, IngestConfig, IngestError, Outcome};
+pub use ingest::{Delivery, EnrichHook, Ingest, IngestConfig, IngestError, NewStudyQuery, Outcome};
 pub use scp::{serve, ScpConfig};

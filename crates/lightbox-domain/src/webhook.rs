@@ -225,6 +225,38 @@ pub struct ImageUploadedData {
     pub occurred_at: String,
 }
 
+/// `data` of `study.images_received`: DICOM instances arrived for a study.
+/// One event covers a burst (instances arriving with less than the quiet
+/// period between them): the counts are the study's after the burst.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesReceivedData {
+    /// The worklist study (`stu_…`) the images belong to.
+    pub study_id: String,
+    pub study_instance_uid: String,
+    /// Series and instances the archive holds for the study now.
+    pub series_count: i64,
+    pub instance_count: i64,
+    /// The study's modalities, sorted (e.g. `["CT", "SR"]`).
+    pub modalities: Vec<String>,
+    /// New instances in this burst (repeats of stored ones are not counted).
+    pub received_instance_count: i64,
+    pub created_by_api_key_id: Option<String>,
+    /// When the burst's first and last instances were stored (RFC 3339).
+    pub first_received_at: String,
+    pub occurred_at: String,
+}
+
+impl ImagesReceivedData {
+    /// This burst's data after one more instance: `self` describes the study
+    /// now, `held` the event as it was queued so far.
+    pub fn extending(mut self, held: &ImagesReceivedData) -> ImagesReceivedData {
+        self.received_instance_count += held.received_instance_count;
+        self.first_received_at = held.first_received_at.clone();
+        self
+    }
+}
+
 // ---------------------------------------------------------------- synchronous calls
 
 /// `data` of `study.access_requested`.
@@ -307,6 +339,72 @@ pub struct EnrichmentResponse {
     pub height: Option<Measure>,
     pub weight: Option<Measure>,
     pub express_customer_id: Option<String>,
+}
+
+/// What an enrichment answer changes on a study DICOM ingest is about to
+/// seed: only what passes the worklist's own validation (the answer is the
+/// partner's, so a bad field is dropped, not the whole answer).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Enrichment {
+    pub severity: Option<Severity>,
+    pub description: Option<String>,
+    pub express_customer_id: Option<String>,
+    /// Patient and order fields, under their answer names (`patientName`,
+    /// `dateOfBirth`, `mrn`, …; measures as `"180 cm"`), kept in the study's
+    /// metadata.
+    pub metadata: crate::study::Metadata,
+}
+
+impl EnrichmentResponse {
+    /// The answer, as changes to a new worklist study.
+    pub fn enrichment(&self) -> Enrichment {
+        use crate::validate;
+        let description = self
+            .study_description
+            .as_deref()
+            .or(self.procedure.as_deref())
+            .map(str::trim)
+            .filter(|d| {
+                validate::required_text("studyDescription", d, validate::MAX_DESCRIPTION_CHARS)
+                    .is_ok()
+            })
+            .map(str::to_owned);
+        let express_customer_id = self
+            .express_customer_id
+            .clone()
+            .filter(|c| validate::express_customer_id("expressCustomerId", c).is_ok());
+        let measure = |m: &Option<Measure>| m.as_ref().map(|m| format!("{} {}", m.value, m.unit));
+        let fields = [
+            ("patientName", self.patient_name.clone()),
+            ("dateOfBirth", self.date_of_birth.clone()),
+            ("sex", self.sex.clone()),
+            ("mrn", self.mrn.clone()),
+            ("externalPatientId", self.external_patient_id.clone()),
+            ("facilityName", self.facility_name.clone()),
+            (
+                "referringPhysicianName",
+                self.referring_physician_name.clone(),
+            ),
+            ("procedure", self.procedure.clone()),
+            ("studyDate", self.study_date.clone()),
+            ("studyTime", self.study_time.clone()),
+            ("height", measure(&self.height)),
+            ("weight", measure(&self.weight)),
+        ];
+        let metadata = fields
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.trim().to_owned())))
+            .filter(|(_, v)| {
+                !v.is_empty() && v.chars().count() <= validate::MAX_METADATA_VALUE_CHARS
+            })
+            .collect();
+        Enrichment {
+            severity: self.severity,
+            description,
+            express_customer_id,
+            metadata,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- retries
@@ -405,6 +503,29 @@ pub fn retry_after(value: &str, now: Timestamp) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_enrichment_answer_keeps_its_valid_fields_and_drops_the_rest() {
+        let answer: EnrichmentResponse = serde_json::from_str(
+            r#"{"severity":"stat","studyDescription":" Chest CT ","expressCustomerId":"not-a-customer",
+                "patientName":"DOE^JANE","mrn":"","height":{"value":180,"unit":"cm"},"unknown":1}"#,
+        )
+        .unwrap();
+        let e = answer.enrichment();
+        assert_eq!(e.severity, Some(Severity::Stat));
+        assert_eq!(e.description.as_deref(), Some("Chest CT"));
+        assert_eq!(e.express_customer_id, None);
+        assert_eq!(
+            e.metadata.into_iter().collect::<Vec<_>>(),
+            [
+                ("height".to_owned(), "180 cm".to_owned()),
+                ("patientName".to_owned(), "DOE^JANE".to_owned())
+            ]
+        );
+        let empty: EnrichmentResponse = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty.enrichment(), Enrichment::default());
+        assert!(serde_json::from_str::<EnrichmentResponse>(r#"{"severity":"urgent"}"#).is_err());
+    }
 
     #[test]
     fn the_standard_schedule_retries_nine_times_over_about_75_hours() {

@@ -2,11 +2,13 @@
 //! and the study/series/instance rows that ingest writes in one transaction
 //! together with the worklist study they seed.
 
-use crate::{Store, StoreError};
+use crate::{outbox, Store, StoreError};
 use lightbox_domain::dicom::{AeTitle, DicomPeer, IndexedInstance};
 use lightbox_domain::study::Severity;
+use lightbox_domain::webhook::{Enrichment, ImagesReceivedData};
 use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId, Timestamp};
 use sqlx::Row;
+use std::time::Duration;
 
 /// Where one organization's associations are routed, and who may send.
 #[derive(Debug, Clone)]
@@ -178,6 +180,23 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Whether the organization's worklist has a study with this Study
+    /// Instance UID (ingest asks a partner about a study only before it does).
+    pub async fn has_worklist_study(
+        &self,
+        org_id: OrgId,
+        study_instance_uid: &str,
+    ) -> Result<bool, StoreError> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM studies WHERE org_id = $1 AND study_instance_uid = $2",
+        )
+        .bind(org_id.to_string())
+        .bind(study_instance_uid)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// The indexed instance with this SOP Instance UID in the organization.
     pub async fn dicom_instance(
         &self,
@@ -212,12 +231,17 @@ impl Store {
     /// counted by every one), the instance row, and the worklist study for
     /// its Study Instance UID when the organization has none yet. A worklist
     /// study that exists (created through the API first, or edited since) is
-    /// left exactly as it is.
+    /// left exactly as it is. A study it seeds takes what `enrichment` says
+    /// (severity, description, Express customer, patient fields as metadata)
+    /// over what the instance says. A new instance queues (or extends) the study's
+    /// `study.images_received`, held until `quiet` passes without another.
     pub async fn index_dicom_instance(
         &self,
         org_id: OrgId,
         new: &IndexedInstance,
         created_by_api_key: Option<&ApiKeyId>,
+        enrichment: Option<&Enrichment>,
+        quiet: Duration,
     ) -> Result<Indexed, Error> {
         let org = org_id.to_string();
         let (study, series, instance) = (&new.study, &new.series, &new.instance);
@@ -340,6 +364,7 @@ impl Store {
         .map_err(StoreError::from)?;
         let mut modalities: Vec<String> = modalities.into_iter().flatten().collect();
         modalities.sort();
+        modalities.dedup();
         sqlx::query(
             "UPDATE dicom_studies SET instance_count = instance_count + 1, modalities = $3, \
              series_count = (SELECT count(*) FROM dicom_series \
@@ -353,31 +378,98 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        let description = new.worklist_description();
+        let enrichment = enrichment.cloned().unwrap_or_default();
+        let description = enrichment
+            .description
+            .unwrap_or_else(|| new.worklist_description());
+        let metadata = serde_json::to_string(&enrichment.metadata)
+            .map_err(|e| Error::Internal(format!("enrichment metadata: {e}")))?;
         let study_id = StudyId::generate();
         let seeded = sqlx::query(
             "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
-             severity, viewer_status, is_cancelled, created_by_api_key_id, metadata, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'incomplete', $7, $8, '{}', $9, $9) ON CONFLICT DO NOTHING",
+             severity, viewer_status, is_cancelled, created_by_api_key_id, express_customer_id, metadata, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'incomplete', $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING",
         )
         .bind(&org)
         .bind(study_id.as_str())
         .bind(&study.study_instance_uid)
         .bind(&description)
         .bind(description.to_lowercase())
-        .bind(Severity::Normal.as_str())
+        .bind(enrichment.severity.unwrap_or(Severity::Normal).as_str())
         .bind(false)
         .bind(created_by_api_key.map(|k| k.to_string()))
+        .bind(enrichment.express_customer_id)
+        .bind(metadata)
         .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        tx.commit().await.map_err(StoreError::from)?;
+        let queued = self
+            .images_received(
+                &mut tx,
+                org_id,
+                &study.study_instance_uid,
+                modalities,
+                now,
+                quiet,
+            )
+            .await?;
+        self.commit_with_events(tx, queued).await?;
         let new_study = (seeded.rows_affected() > 0).then_some(study_id);
         if let Some(id) = &new_study {
             // Open worklists show the study the moment its first image lands.
             self.study_changed(org_id, id);
         }
         Ok(Indexed::Stored { new_study })
+    }
+
+    /// Queues the study's `study.images_received` inside the indexing
+    /// transaction, with the counts the study has now.
+    async fn images_received(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        org_id: OrgId,
+        study_instance_uid: &str,
+        modalities: Vec<String>,
+        now: i64,
+        quiet: Duration,
+    ) -> Result<usize, StoreError> {
+        let org = org_id.to_string();
+        let counts = sqlx::query(
+            // BIGINT: the columns are INTEGER (int4) on PostgreSQL, read as i64.
+            "SELECT CAST(series_count AS BIGINT) AS series_count, \
+             CAST(instance_count AS BIGINT) AS instance_count FROM dicom_studies \
+             WHERE org_id = $1 AND study_instance_uid = $2",
+        )
+        .bind(&org)
+        .bind(study_instance_uid)
+        .fetch_one(&mut **tx)
+        .await?;
+        let study = sqlx::query(
+            "SELECT id, created_by_api_key_id FROM studies WHERE org_id = $1 AND study_instance_uid = $2",
+        )
+        .bind(&org)
+        .bind(study_instance_uid)
+        .fetch_one(&mut **tx)
+        .await?;
+        let api_key = study
+            .try_get::<Option<String>, _>("created_by_api_key_id")?
+            .map(|k| ApiKeyId::parse(&k))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let at = Timestamp::from_millis(now).to_rfc3339();
+        let data = ImagesReceivedData {
+            study_id: study.try_get("id")?,
+            study_instance_uid: study_instance_uid.to_owned(),
+            series_count: counts.try_get("series_count")?,
+            instance_count: counts.try_get("instance_count")?,
+            modalities,
+            received_instance_count: 1,
+            created_by_api_key_id: api_key.map(|k| k.to_string()),
+            first_received_at: at.clone(),
+            occurred_at: at,
+        };
+        outbox::enqueue_images_received(tx, org_id, api_key, data, quiet).await
     }
 }

@@ -16,7 +16,8 @@ use crate::webhooks::{endpoint_from_row, WebhookEndpoint, ENDPOINT_COLUMNS};
 use crate::{Dialect, Store, StoreError};
 use lightbox_domain::study::{Severity, ViewerStatus};
 use lightbox_domain::webhook::{
-    envelope, subscribes, EventType, StudyFacts, WebhookEndpointId, WebhookEventId,
+    envelope, subscribes, EventType, ImagesReceivedData, StudyFacts, WebhookEndpointId,
+    WebhookEventId,
 };
 use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId, Timestamp};
 use serde::Serialize;
@@ -140,20 +141,10 @@ pub(crate) async fn enqueue<D: Serialize>(
     api_key: Option<ApiKeyId>,
     events: &[(EventType, D)],
 ) -> Result<usize, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND enabled = $2"
-    ))
-    .bind(org_id.to_string())
-    .bind(true)
-    .fetch_all(&mut **tx)
-    .await?;
-    if rows.is_empty() {
+    let endpoints = enabled_endpoints(tx, org_id).await?;
+    if endpoints.is_empty() {
         return Ok(0);
     }
-    let endpoints = rows
-        .iter()
-        .map(endpoint_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
     let now = Timestamp::now().millis();
     let mut written = 0;
     for (event_type, data) in events {
@@ -176,6 +167,113 @@ pub(crate) async fn enqueue<D: Serialize>(
         }
     }
     Ok(written)
+}
+
+async fn enabled_endpoints(
+    tx: &mut Transaction<'static, Any>,
+    org_id: OrgId,
+) -> Result<Vec<WebhookEndpoint>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND enabled = $2"
+    ))
+    .bind(org_id.to_string())
+    .bind(true)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(endpoint_from_row).collect()
+}
+
+/// How long a burst may keep pushing its event back, in quiet periods: a
+/// modality that never pauses still gets an event this often.
+const MAX_HOLD_QUIETS: u32 = 10;
+
+/// Queues `study.images_received` for the organization's endpoints that want
+/// it, held until `quiet` has passed without another instance of the study.
+/// An endpoint that already has one held for this study (queued, not yet
+/// attempted, not yet due) gets that one extended instead: its body is
+/// rewritten with the study's counts now and its due time pushed back, at
+/// most to `MAX_HOLD_QUIETS` quiet periods after it was queued. Once an
+/// attempt has claimed it, its bytes are fixed and a new instance queues a
+/// new event (the `attempts = 0` guard makes that race-free against the
+/// claim). On PostgreSQL the caller has already updated the study's row in
+/// `tx`, which serialises two ingests of one study.
+pub(crate) async fn enqueue_images_received(
+    tx: &mut Transaction<'static, Any>,
+    org_id: OrgId,
+    api_key: Option<ApiKeyId>,
+    data: ImagesReceivedData,
+    quiet: std::time::Duration,
+) -> Result<usize, StoreError> {
+    let event_type = EventType::StudyImagesReceived;
+    let endpoints = enabled_endpoints(tx, org_id).await?;
+    let now = Timestamp::now().millis();
+    let quiet_ms = quiet.as_millis() as i64;
+    let mut written = 0;
+    for endpoint in route(&endpoints, api_key, event_type) {
+        let held = sqlx::query(
+            "SELECT id, body, created_at FROM webhook_deliveries WHERE org_id = $1 AND subject = $2 \
+             AND endpoint_id = $3 AND event_type = $4 AND status = $5 AND attempts = 0 \
+             AND next_attempt_at > $6",
+        )
+        .bind(org_id.to_string())
+        .bind(&data.study_instance_uid)
+        .bind(endpoint.id.as_str())
+        .bind(event_type.as_str())
+        .bind(DeliveryStatus::Pending.as_str())
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = held {
+            let id = WebhookEventId::from_trusted(row.try_get("id")?);
+            let body: String = row.try_get("body")?;
+            let created_at: i64 = row.try_get("created_at")?;
+            let before = held_data(&body)?;
+            let due = (now + quiet_ms).min(created_at + quiet_ms * i64::from(MAX_HOLD_QUIETS));
+            let extended = sqlx::query(
+                "UPDATE webhook_deliveries SET body = $1, next_attempt_at = $2 \
+                 WHERE org_id = $3 AND id = $4 AND attempts = 0 AND status = $5",
+            )
+            .bind(envelope(&id, event_type, &data.clone().extending(&before)))
+            .bind(due.max(now))
+            .bind(org_id.to_string())
+            .bind(id.as_str())
+            .bind(DeliveryStatus::Pending.as_str())
+            .execute(&mut **tx)
+            .await?;
+            if extended.rows_affected() == 1 {
+                continue;
+            }
+        }
+        let id = WebhookEventId::generate();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (org_id, id, endpoint_id, event_type, body, status, \
+             attempts, next_attempt_at, created_at, subject) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)",
+        )
+        .bind(org_id.to_string())
+        .bind(id.as_str())
+        .bind(endpoint.id.as_str())
+        .bind(event_type.as_str())
+        .bind(envelope(&id, event_type, &data))
+        .bind(DeliveryStatus::Pending.as_str())
+        .bind(now + quiet_ms)
+        .bind(now)
+        .bind(&data.study_instance_uid)
+        .execute(&mut **tx)
+        .await?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// The `data` of a held `study.images_received` body.
+fn held_data(body: &str) -> Result<ImagesReceivedData, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Held {
+        data: ImagesReceivedData,
+    }
+    serde_json::from_str::<Held>(body)
+        .map(|h| h.data)
+        .map_err(|e| StoreError::Corrupt(format!("a held study.images_received: {e}")))
 }
 
 /// The endpoints (of one organization, enabled) an event of type `t` goes

@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod config;
 mod config_file;
+mod enrich;
 mod serve;
 mod webhook_admin;
 

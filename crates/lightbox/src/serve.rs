@@ -100,6 +100,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LIGHTBOX_DICOM_ORPHAN_AGE_SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     dicom_orphan_age_secs: u64,
+    /// Seconds without another instance of a study before its
+    /// `study.images_received` webhook is sent: one event per burst, reporting
+    /// the whole burst (a burst that never pauses is reported every ten times this).
+    #[arg(long, env = "LIGHTBOX_DICOM_BURST_QUIET_SECS", default_value_t = 10.0,
+          value_parser = parse_quiet_secs)]
+    dicom_burst_quiet_secs: f64,
     /// Seconds one DICOM association may last.
     #[arg(
         long,
@@ -130,6 +136,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LIGHTBOX_WEBHOOK_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     webhook_concurrency: u64,
+    /// Seconds a synchronous webhook call may take: DICOM ingest's
+    /// `patient_study.enrichment_requested` waits this long for the partner
+    /// before seeding a new study without its answer.
+    #[arg(long, env = "LIGHTBOX_WEBHOOK_SYNC_TIMEOUT_SECS", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    webhook_sync_timeout_secs: u64,
     /// Days delivered and dead webhook deliveries are kept (listable,
     /// redeliverable); 0 keeps them for ever.
     #[arg(long, env = "LIGHTBOX_WEBHOOK_RETENTION_DAYS", default_value_t = 30)]
@@ -174,6 +186,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_stow_bytes: args.stow_max_bytes,
             spool_dir: args.store.data_dir.join("spool"),
             orphan_age: Duration::from_secs(args.dicom_orphan_age_secs),
+            burst_quiet: Duration::from_secs_f64(args.dicom_burst_quiet_secs),
         },
         ..ApiConfig::default()
     };
@@ -186,7 +199,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let schedule = RetrySchedule::parse(&args.webhook_retry_delays)
         .map_err(|e| anyhow::anyhow!("--webhook-retry-delays: {e}"))?;
     let webhook_key = args.webhook_key.key()?;
-    let state = AppState::new(store.clone(), blobs, config).await?;
+    let mut state = AppState::new(store.clone(), blobs, config).await?;
+    if let Some(key) = &webhook_key {
+        let sender = Sender::new(SendConfig {
+            timeout: Duration::from_secs(args.webhook_sync_timeout_secs),
+            allow_private: args.webhook_allow_private,
+            ..SendConfig::default()
+        });
+        let hook = crate::enrich::hook(store.clone(), key.clone(), sender);
+        state.ingest = state.ingest.clone().with_enrichment(hook);
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let web = lightbox_web::WebState::new(
         store.clone(),
@@ -332,5 +354,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             _ = term => {},
         }
         tracing::info!("shutting down: finishing in-flight requests");
+    }
+}
+
+/// `--dicom-burst-quiet-secs`: 0.1 s to an hour.
+fn parse_quiet_secs(value: &str) -> Result<f64, String> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    if (0.1..=3600.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err("between 0.1 and 3600 seconds".into())
     }
 }

@@ -5,6 +5,12 @@
 //! it may seed. A crash between the blob and the index leaves an unindexed
 //! file, which [`Ingest::sweep`] removes later; never an indexed instance
 //! without its file.
+//!
+//! An instance of a study the worklist does not have yet is first shown to
+//! the [`EnrichHook`], if there is one (the binary's: a partner's
+//! `patient_study.enrichment_requested` webhook), and the study is seeded
+//! with what it answers. The hook is soft: `None` (no partner, a failure,
+//! a timeout) seeds the study from the instance alone, and never fails it.
 
 pub mod attributes;
 pub mod charset;
@@ -12,10 +18,12 @@ pub mod layout;
 pub mod spool;
 
 use crate::protocol::status;
+use futures_util::future::BoxFuture;
 use lightbox_blob::BlobStore;
 use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, Outcome as AuditOutcome};
 use lightbox_domain::dicom::{DicomSource, IndexedInstance};
-use lightbox_domain::{OrgId, StudyId, Timestamp};
+use lightbox_domain::webhook::Enrichment;
+use lightbox_domain::{ApiKeyId, OrgId, StudyId, Timestamp};
 use lightbox_store::{Indexed, Store};
 use spool::{MetaInfo, Spool, SpoolError};
 use std::io::{Read as _, Write as _};
@@ -38,10 +46,29 @@ pub struct IngestConfig {
     pub spool_dir: PathBuf,
     /// How old an unindexed blob or spool file must be before a sweep removes it.
     pub orphan_age: Duration,
+    /// How long a study's `study.images_received` waits for more instances:
+    /// one event per burst, not one per instance.
+    pub burst_quiet: Duration,
 }
 
 /// Something that takes audit events (the API's batching audit log).
 pub type AuditSink = Arc<dyn Fn(AuditEvent) + Send + Sync>;
+
+/// A study about to be seeded on the worklist by ingest.
+#[derive(Debug, Clone)]
+pub struct NewStudyQuery {
+    pub org_id: OrgId,
+    /// The STOW request's API key (DIMSE has none).
+    pub api_key_id: Option<ApiKeyId>,
+    pub study_instance_uid: String,
+    pub accession_number: Option<String>,
+    pub patient_id: Option<String>,
+}
+
+/// Asked what to seed a new worklist study with; `None` means nothing more
+/// than the instance says. It bounds its own time: ingest waits for it.
+pub type EnrichHook =
+    Arc<dyn Fn(NewStudyQuery) -> BoxFuture<'static, Option<Enrichment>> + Send + Sync>;
 
 /// Shared by the DIMSE receiver and the STOW-RS handler.
 #[derive(Clone)]
@@ -50,6 +77,7 @@ pub struct Ingest {
     blobs: BlobStore,
     config: Arc<IngestConfig>,
     audit: AuditSink,
+    enrich: Option<EnrichHook>,
 }
 
 /// How one instance went; every variant but `Failed` leaves it stored.
@@ -157,7 +185,14 @@ impl Ingest {
             blobs,
             config: Arc::new(config),
             audit,
+            enrich: None,
         })
+    }
+
+    /// Seeds new worklist studies with what `hook` answers.
+    pub fn with_enrichment(mut self, hook: EnrichHook) -> Ingest {
+        self.enrich = Some(hook);
+        self
     }
 
     pub fn config(&self) -> &IngestConfig {
@@ -264,9 +299,16 @@ impl Ingest {
             DicomSource::Stow { api_key_id } => Some(api_key_id),
             DicomSource::Dimse { .. } => None,
         };
+        let enrichment = self.enrichment(org, api_key, &indexed).await;
         match self
             .store
-            .index_dicom_instance(org, &indexed, api_key)
+            .index_dicom_instance(
+                org,
+                &indexed,
+                api_key,
+                enrichment.as_ref(),
+                self.config.burst_quiet,
+            )
             .await
         {
             Ok(Indexed::Stored { new_study }) => Ok(Outcome::Stored {
@@ -294,6 +336,35 @@ impl Ingest {
                 })
             }
         }
+    }
+
+    /// What the hook says about the instance's study, if the worklist has
+    /// no study for it yet. (Two first instances of one study arriving at
+    /// once may both ask; the one that seeds the study applies its answer.)
+    async fn enrichment(
+        &self,
+        org_id: OrgId,
+        api_key: Option<&ApiKeyId>,
+        indexed: &IndexedInstance,
+    ) -> Option<Enrichment> {
+        let hook = self.enrich.as_ref()?;
+        let uid = &indexed.study.study_instance_uid;
+        match self.store.has_worklist_study(org_id, uid).await {
+            Ok(false) => {}
+            Ok(true) => return None,
+            Err(e) => {
+                tracing::warn!(org = %org_id, error = %e, "cannot tell whether a study is new");
+                return None;
+            }
+        }
+        hook(NewStudyQuery {
+            org_id,
+            api_key_id: api_key.copied(),
+            study_instance_uid: uid.clone(),
+            accession_number: indexed.study.accession_number.clone(),
+            patient_id: indexed.study.patient_id.clone(),
+        })
+        .await
     }
 
     /// Removes what a crash can leave: blobs under `dicom/` older than the
