@@ -211,7 +211,11 @@ def test_a_stow_study_goes_to_the_keys_endpoint_enriched_and_reported_once(
     response = client.store_instances(study)
     assert "FailedSOPSequence" not in response
     receiver.wait(lambda: len(received(receiver)) == 1, "study.images_received")
-    assert [r.type for r in receiver.requests] == ["patient_study.enrichment_requested", "study.images_received"]
+    assert [r.type for r in receiver.requests] == [
+        "patient_study.enrichment_requested", "study.created", "study.images_received"]
+    # The study the images created is reported like one the API created, enriched.
+    created = json.loads(receiver.requests[1].body)["data"]
+    assert (created["studyInstanceUid"], created["severity"]) == (study[0].StudyInstanceUID, "stat")
     [event] = received(receiver)
     assert event["receivedInstanceCount"] == event["instanceCount"] == len(study)
     assert event["createdByApiKeyId"] == org.api_key_id

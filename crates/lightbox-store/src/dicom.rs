@@ -4,8 +4,10 @@
 
 use crate::{outbox, Store, StoreError};
 use lightbox_domain::dicom::{AeTitle, DicomPeer, IndexedInstance};
-use lightbox_domain::study::Severity;
-use lightbox_domain::webhook::{Enrichment, ImagesReceivedData};
+use lightbox_domain::study::{Severity, ViewerStatus};
+use lightbox_domain::webhook::{
+    Enrichment, EventType, ImagesReceivedData, StudyEventData, StudyFacts,
+};
 use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId, Timestamp};
 use sqlx::Row;
 use std::time::Duration;
@@ -399,13 +401,36 @@ impl Store {
         .bind(enrichment.severity.unwrap_or(Severity::Normal).as_str())
         .bind(false)
         .bind(created_by_api_key.map(|k| k.to_string()))
-        .bind(enrichment.express_customer_id)
+        .bind(enrichment.express_customer_id.clone())
         .bind(metadata)
         .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        let queued = self
+        let mut queued = 0;
+        if seeded.rows_affected() > 0 {
+            // A study the images created is reported like one the API created.
+            let created = StudyFacts {
+                id: study_id.clone(),
+                study_instance_uid: study.study_instance_uid.clone(),
+                description: description.clone(),
+                severity: enrichment.severity.unwrap_or(Severity::Normal),
+                viewer_status: ViewerStatus::Incomplete,
+                is_cancelled: false,
+                assigned_to: None,
+                express_customer_id: enrichment.express_customer_id.clone(),
+                created_by_api_key_id: created_by_api_key.copied(),
+            };
+            let event = StudyEventData::of(&created, Timestamp::from_millis(now));
+            queued += outbox::enqueue(
+                &mut tx,
+                org_id,
+                created.created_by_api_key_id,
+                &[(EventType::StudyCreated, event)],
+            )
+            .await?;
+        }
+        queued += self
             .images_received(
                 &mut tx,
                 org_id,
