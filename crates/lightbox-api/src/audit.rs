@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, Outcome};
+use lightbox_domain::audit::{resource_type, ActorKind, AuditEvent, AuditEventId, Outcome};
 use lightbox_domain::{OrgId, Timestamp};
 use lightbox_store::Store;
 use std::net::SocketAddr;
@@ -162,10 +162,6 @@ fn action(method: &Method, route: &str) -> (String, bool) {
         // A route missing from the table is still recorded, under its method and template.
         None => (format!("{method} {route}"), false),
     }
-}
-
-fn resource_type(action: &str) -> Option<String> {
-    action.split_once('.').map(|(kind, _)| kind.to_owned())
 }
 
 /// The middleware: run the request, then append its audit event.

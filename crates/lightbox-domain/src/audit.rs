@@ -68,6 +68,11 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
 }
 
+/// The resource type an action names: `study.read` → `study`.
+pub fn resource_type(action: &str) -> Option<String> {
+    action.split_once('.').map(|(kind, _)| kind.to_owned())
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub action: Option<String>,

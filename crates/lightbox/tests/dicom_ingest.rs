@@ -4,7 +4,6 @@
 
 mod support;
 
-use dicom_dictionary_std::tags;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -38,31 +37,6 @@ async fn worklist(server: &TestServer, org: &Org) -> Vec<Value> {
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
     page.body["studies"].as_array().unwrap().clone()
-}
-
-fn dicom_files_under(folder: &std::path::Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut folders = vec![folder.to_owned()];
-    while let Some(f) = folders.pop() {
-        for entry in std::fs::read_dir(f).unwrap().flatten() {
-            if entry.path().is_dir() {
-                folders.push(entry.path());
-            } else {
-                files.push(entry.path());
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-fn uid(obj: &dicom_object::DefaultDicomObject, tag: dicom_core::Tag) -> String {
-    obj.element(tag)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .trim_end_matches('\0')
-        .to_owned()
 }
 
 /// Acme's modality sends the six studies of two patients (31 instances, 13
@@ -111,16 +85,11 @@ async fn a_modality_sends_two_patients_studies_and_they_appear_on_the_worklist(b
     assert!(copy.ok, "{}", copy.log);
     let files: Vec<PathBuf> = dicomdir_folders()
         .iter()
-        .flat_map(|f| dicom_files_under(f))
+        .flat_map(|f| dcm::files_under(f))
         .collect();
     assert_eq!(files.len(), 31);
     for file in &files {
-        let obj = dicom_object::open_file(file).unwrap();
-        let (study, series, sop) = (
-            uid(&obj, tags::STUDY_INSTANCE_UID),
-            uid(&obj, tags::SERIES_INSTANCE_UID),
-            uid(&obj, tags::SOP_INSTANCE_UID),
-        );
+        let (study, series, sop) = dcm::instance_uids(file);
         let (status, stored) = server
             .retrieve_instance(&acme, &study, &series, &sop, dcm::ACCEPT_DICOM)
             .await;
@@ -152,7 +121,7 @@ async fn a_modality_sends_two_patients_studies_and_they_appear_on_the_worklist(b
         studies,
         "sending again changed the worklist"
     );
-    let stored_files = dicom_files_under(&server.data_dir.path().join("blobs/dicom"));
+    let stored_files = dcm::files_under(&server.data_dir.path().join("blobs/dicom"));
     assert_eq!(stored_files.len(), 31, "sending again stored copies");
 
     let stores = dcm::audit_events(&server, &acme, "dicom_instance.store", 62);

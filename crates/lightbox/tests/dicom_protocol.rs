@@ -80,20 +80,7 @@ async fn every_transfer_syntax_is_stored_as_received() {
         let acme = server.create_org("Acme");
         let (ts, class) = meta_of(&path);
         let sent = std::fs::read(&path).unwrap();
-        let obj = dicom_object::open_file(&path).unwrap();
-        let uid = |tag| {
-            obj.element(tag)
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .trim_end_matches('\0')
-                .to_owned()
-        };
-        let (study, series, sop) = (
-            uid(tags::STUDY_INSTANCE_UID),
-            uid(tags::SERIES_INSTANCE_UID),
-            uid(tags::SOP_INSTANCE_UID),
-        );
+        let (study, series, sop) = dcm::instance_uids(&path);
         let mut assoc = server.associate(&acme.dicom_ae_title, &[(&class, &ts)]);
         let accepted = &assoc.presentation_contexts()[0];
         assert_eq!(
@@ -352,7 +339,7 @@ async fn bad_data_sets_get_failure_statuses_and_nothing_is_half_stored() {
     let listed = studies(&server, &acme).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["studyInstanceUid"], study.as_str());
-    let stored: Vec<_> = walk(&server.data_dir.path().join("blobs/dicom"));
+    let stored: Vec<_> = dcm::files_under(&server.data_dir.path().join("blobs/dicom"));
     assert_eq!(stored.len(), 1, "{stored:?}");
     let kept = std::fs::read(&stored[0]).unwrap();
     assert!(
@@ -360,21 +347,6 @@ async fn bad_data_sets_get_failure_statuses_and_nothing_is_half_stored() {
         "the first copy was replaced"
     );
     assert_eq!(spool_files(&server), Vec::<String>::new());
-}
-
-fn walk(folder: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut folders = vec![folder.to_owned()];
-    while let Some(f) = folders.pop() {
-        for entry in std::fs::read_dir(f).into_iter().flatten().flatten() {
-            if entry.path().is_dir() {
-                folders.push(entry.path());
-            } else {
-                files.push(entry.path());
-            }
-        }
-    }
-    files
 }
 
 /// Over the configured largest instance, and a deflated data set that
@@ -497,7 +469,7 @@ async fn unindexed_files_are_swept_and_indexed_ones_stay() {
     let sent = server.storescu(&acme.dicom_ae_title, &["+sd", "+r"], &[folder]);
     assert!(sent.ok, "{}", sent.log);
     let archive = server.data_dir.path().join("blobs/dicom");
-    let indexed = walk(&archive);
+    let indexed = dcm::files_under(&archive);
     assert_eq!(indexed.len(), 7);
     let orphan = archive
         .join(&acme.org_id)
@@ -509,7 +481,7 @@ async fn unindexed_files_are_swept_and_indexed_ones_stay() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     assert!(!orphan.exists(), "the unindexed file is still there");
-    let mut left = walk(&archive);
+    let mut left = dcm::files_under(&archive);
     left.sort();
     let mut expected = indexed.clone();
     expected.sort();

@@ -29,11 +29,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Whether a path is DICOMweb's (its errors are plain JSON).
-pub fn owns_path(path: &str) -> bool {
-    path == "/dicomweb" || path.starts_with("/dicomweb/")
-}
-
 /// The caller of a DICOMweb request: an organization's Viewer API key.
 pub struct DicomwebCaller {
     pub org_id: OrgId,

@@ -109,7 +109,7 @@ pub fn read(path: &Path) -> Result<Read, AttributeError> {
         ));
     };
     leave_out_bulk_data(&mut json, true);
-    let text = |data: &InMemDicomObject, tag: Tag| {
+    let decoded = |data: &InMemDicomObject, tag: Tag| {
         let value = text(data, tag)?;
         Some(match &charset {
             Some(charset) => charset::redecode(&value, charset).unwrap_or(value),
@@ -118,28 +118,28 @@ pub fn read(path: &Path) -> Result<Read, AttributeError> {
     };
 
     // Trailing empty component groups of a person name carry nothing (PS3.5 6.2).
-    let name = |tag| text(data, tag).map(|n| n.trim_end_matches(['=', '^']).to_owned());
+    let name = |tag| decoded(data, tag).map(|n| n.trim_end_matches(['=', '^']).to_owned());
     let study = StudyAttributes {
         study_instance_uid,
         patient_name: name(tags::PATIENT_NAME),
-        patient_id: text(data, tags::PATIENT_ID),
-        patient_birth_date: text(data, tags::PATIENT_BIRTH_DATE),
-        patient_sex: text(data, tags::PATIENT_SEX),
-        study_date: text(data, tags::STUDY_DATE),
-        study_time: text(data, tags::STUDY_TIME),
-        accession_number: text(data, tags::ACCESSION_NUMBER),
+        patient_id: decoded(data, tags::PATIENT_ID),
+        patient_birth_date: decoded(data, tags::PATIENT_BIRTH_DATE),
+        patient_sex: decoded(data, tags::PATIENT_SEX),
+        study_date: decoded(data, tags::STUDY_DATE),
+        study_time: decoded(data, tags::STUDY_TIME),
+        accession_number: decoded(data, tags::ACCESSION_NUMBER),
         referring_physician_name: name(tags::REFERRING_PHYSICIAN_NAME),
-        study_id: text(data, tags::STUDY_ID),
-        study_description: text(data, tags::STUDY_DESCRIPTION),
+        study_id: decoded(data, tags::STUDY_ID),
+        study_description: decoded(data, tags::STUDY_DESCRIPTION),
         json: subset(&json, STUDY_TAGS),
     };
     let series = SeriesAttributes {
         series_instance_uid,
-        modality: text(data, tags::MODALITY),
+        modality: decoded(data, tags::MODALITY),
         series_number: int(data, tags::SERIES_NUMBER),
-        series_description: text(data, tags::SERIES_DESCRIPTION),
-        series_date: text(data, tags::SERIES_DATE),
-        series_time: text(data, tags::SERIES_TIME),
+        series_description: decoded(data, tags::SERIES_DESCRIPTION),
+        series_date: decoded(data, tags::SERIES_DATE),
+        series_time: decoded(data, tags::SERIES_TIME),
         json: subset(&json, SERIES_TAGS),
     };
     let instance = InstanceRecord {

@@ -608,7 +608,7 @@ pub fn audit_event(
         actor_kind,
         actor_id,
         action: action.to_owned(),
-        resource_type: action.split_once('.').map(|(kind, _)| kind.to_owned()),
+        resource_type: lightbox_domain::audit::resource_type(action),
         resource_id,
         outcome,
         status,

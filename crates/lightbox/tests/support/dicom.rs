@@ -257,6 +257,41 @@ impl TestServer {
     }
 }
 
+/// Every file under `folder` (none when it does not exist), sorted.
+pub fn files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut folders = vec![folder.to_owned()];
+    while let Some(f) = folders.pop() {
+        for entry in std::fs::read_dir(f).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                folders.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The Study, Series and SOP Instance UIDs of the Part 10 file at `path`.
+pub fn instance_uids(path: &Path) -> (String, String, String) {
+    let obj = dicom_object::open_file(path).unwrap();
+    let uid = |tag| {
+        obj.element(tag)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches('\0')
+            .to_owned()
+    };
+    (
+        uid(tags::STUDY_INSTANCE_UID),
+        uid(tags::SERIES_INSTANCE_UID),
+        uid(tags::SOP_INSTANCE_UID),
+    )
+}
+
 /// A data set's bytes in Part 10 file `bytes` (what follows the file meta).
 pub fn data_set_of(bytes: &[u8]) -> &[u8] {
     assert_eq!(&bytes[128..132], b"DICM", "a Part 10 file");
