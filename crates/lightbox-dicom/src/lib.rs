@@ -23,6 +23,7 @@
 pub mod dicomweb;
 pub mod ingest;
 pub mod protocol;
+pub mod render;
 pub mod scp;
 
 pub use ingest::{Delivery, EnrichHook, Ingest, IngestConfig, IngestError, NewStudyQuery, Outcome};

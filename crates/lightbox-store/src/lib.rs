@@ -28,10 +28,12 @@ mod error;
 mod images;
 mod orgs;
 mod outbox;
+mod qido;
 mod settings;
 mod sql;
 mod studies;
 mod users;
+mod wado;
 mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};

@@ -1,11 +1,17 @@
-//! DICOMweb (`/dicomweb/...`, PS3.18) for the organization's archive,
-//! authenticated with its Viewer API key (`Authorization: Bearer lbk_...`).
-//! STOW-RS stores (`stow`); retrieving one stored instance (`wado`) proves
-//! the archive; QIDO-RS and the rest of WADO-RS build on the same index.
+//! DICOMweb (`/dicomweb/...`, PS3.18) for the organization's archive.
+//! STOW-RS stores (`stow`), QIDO-RS searches the index (`qido`), WADO-RS
+//! reads files, metadata and frames (`wado`), and `rendered` makes images.
+//!
+//! Who may read what is [`DicomwebCaller`]: a Viewer API key reads the whole
+//! archive; a study link's capability reads only its studies. Every handler
+//! asks the caller before it answers, and answers 404 (never 403) for what
+//! the caller may not read, so a scoped caller learns nothing of the rest.
 //!
 //! Bodies stream under their own limit (`DicomConfig::max_stow_bytes`), not
 //! the JSON limit, and errors are plain `{"type","message"}` JSON.
 
+mod qido;
+mod rendered;
 mod stow;
 mod wado;
 
@@ -27,12 +33,45 @@ pub fn router() -> Router<AppState> {
             "/dicomweb/studies/{study}/series/{series}/instances/{instance}",
             get(wado::instance),
         )
+        .merge(qido::routes())
+        .merge(wado::routes())
+        .merge(rendered::routes())
 }
 
-/// The caller of a DICOMweb request: an organization's Viewer API key.
+/// What a DICOMweb caller may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DicomAccess {
+    /// The organization's whole archive (a Viewer API key).
+    Archive,
+    /// Only these studies (by StudyInstanceUID): the capability a study
+    /// link or an ephemeral session grants for the link's lifetime.
+    Studies(Vec<String>),
+}
+
+/// The caller of a DICOMweb request: which organization, and what of it.
 pub struct DicomwebCaller {
     pub org_id: OrgId,
-    pub api_key_id: ApiKeyId,
+    /// The Viewer API key, when the caller used one (STOW needs one).
+    pub api_key_id: Option<ApiKeyId>,
+    pub access: DicomAccess,
+}
+
+impl DicomwebCaller {
+    /// Whether the caller may read this study. Handlers answer 404 when not.
+    pub fn can_read(&self, study_instance_uid: &str) -> bool {
+        match &self.access {
+            DicomAccess::Archive => true,
+            DicomAccess::Studies(uids) => uids.iter().any(|u| u == study_instance_uid),
+        }
+    }
+
+    /// The studies a search must stay within; None for the whole archive.
+    pub fn study_scope(&self) -> Option<&[String]> {
+        match &self.access {
+            DicomAccess::Archive => None,
+            DicomAccess::Studies(uids) => Some(uids),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for DicomwebCaller {
@@ -42,7 +81,8 @@ impl FromRequestParts<AppState> for DicomwebCaller {
         let key = auth::api_key(parts, state).await?;
         Ok(DicomwebCaller {
             org_id: key.org_id,
-            api_key_id: key.id,
+            api_key_id: Some(key.id),
+            access: DicomAccess::Archive,
         })
     }
 }

@@ -42,6 +42,14 @@ async fn stow_into(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // Storing needs the organization's key; a study link only reads.
+    let Some(api_key_id) = caller.api_key_id else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "storing instances needs the organization's Viewer API key".to_owned(),
+        ));
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -64,7 +72,7 @@ async fn stow_into(
     let delivery = Delivery {
         org_id: caller.org_id,
         source: DicomSource::Stow {
-            api_key_id: caller.api_key_id,
+            api_key_id,
         },
         expected_study,
     };

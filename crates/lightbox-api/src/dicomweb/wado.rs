@@ -5,6 +5,7 @@
 use super::{path_uid, DicomwebCaller};
 use crate::error::ApiError;
 use crate::AppState;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -12,6 +13,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use lightbox_dicom::dicomweb::multipart::{split_unquoted, MediaType};
+
+/// Retrieve, metadata, frames and bulk data beyond the single instance.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}
 
 pub async fn instance(
     State(state): State<AppState>,
@@ -32,6 +38,7 @@ pub async fn instance(
         .dicom_instance(caller.org_id, &instance)
         .await?
         .filter(|i| i.study_instance_uid == study && i.series_instance_uid == series)
+        .filter(|_| caller.can_read(&study))
         .ok_or_else(not_found)?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     if !accepts_stored(accept, &stored.transfer_syntax_uid) {

@@ -3,4 +3,6 @@
 //! STOW-RS's store-and-report loop and response (`stow`).
 
 pub mod multipart;
+pub mod qido;
 pub mod stow;
+pub mod wado;

@@ -1,0 +1,2 @@
+//! WADO-RS wire formats: Accept negotiation, multipart/related responses,
+//! metadata with BulkDataURIs, and the transfer syntaxes Lightbox can produce.

@@ -1,0 +1,3 @@
+//! QIDO-RS searches over the DICOM index: studies, series and instances
+//! matched by attribute, newest first, in bounded pages.
+
