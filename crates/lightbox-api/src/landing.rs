@@ -1,12 +1,20 @@
 //! The pages signed Viewer links open: a study (reroute links) or an ephemeral
 //! session, shown without other credentials while the link's signature and
 //! expiry hold.
+//!
+//! Opening a valid link leaves a capability cookie in the browser
+//! ([`crate::capability`]) that lets the viewer read the link's studies, and
+//! only those, until the link expires. The link then opens OHIF on those
+//! studies when it is installed, else Lightbox's built-in page: the link's
+//! details above the studies' rendered frames ([`crate::builtin_viewer`]).
 
 use crate::audit::{about, AuditActor, AuditSlot};
+use crate::builtin_viewer::{self, escape};
+use crate::capability;
 use crate::viewer::{EPHEMERAL_SESSION, STUDY_VIEW};
 use crate::AppState;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
@@ -16,6 +24,7 @@ use lightbox_domain::audit::ActorKind;
 use lightbox_domain::ephemeral::EphemeralSessionId;
 use lightbox_domain::study::Study;
 use lightbox_domain::{OrgId, StudyId, Timestamp};
+use lightbox_store::EphemeralSession;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -92,14 +101,13 @@ async fn open_study(
         return invalid_link();
     };
     match state.store.study(org, &id).await {
-        Ok(Some(study)) => about(
-            study.id.as_str(),
-            page(
-                StatusCode::OK,
-                &format!("Study {}", study.study_instance_uid),
-                &study_html(&study),
-            ),
-        ),
+        Ok(Some(study)) => {
+            let uids = vec![study.study_instance_uid.clone()];
+            let title = format!("Study {}", study.study_instance_uid);
+            let details = study_details(&study);
+            let response = open_images(&state, org, &claims, &title, &details, &uids).await;
+            about(study.id.as_str(), response)
+        }
         Ok(None) => page(
             StatusCode::NOT_FOUND,
             "Study not found",
@@ -133,54 +141,107 @@ async fn open_session(
                 .hanging_protocol
                 .as_ref()
                 .map_or("default", |h| h.layout.as_str());
-            let body = format!(
-                "<dl><dt>Retrieval id</dt><dd>{}</dd><dt>Layout</dt><dd>{layout}</dd>\
-                 <dt>Valid until</dt><dd>{}</dd></dl>",
-                escape(&session.retrieval_id),
-                session.expires_at.to_rfc3339()
-            );
-            page(StatusCode::OK, "Viewer session", &body)
+            let details = [
+                ("Retrieval id", session.retrieval_id.clone()),
+                ("Layout", layout.to_owned()),
+                ("Valid until", session.expires_at.to_rfc3339()),
+            ];
+            let uids = match session_studies(&state, org, &session).await {
+                Ok(uids) => uids,
+                Err(e) => return server_error(e),
+            };
+            open_images(&state, org, &claims, "Viewer session", &details, &uids).await
         }
         Ok(None) => invalid_link(),
         Err(e) => server_error(e),
     }
 }
 
-fn study_html(s: &Study) -> String {
+/// What a study link shows about its study (escaped when rendered).
+fn study_details(s: &Study) -> Vec<(&'static str, String)> {
     let assignee = s
         .assigned_to
         .as_ref()
-        .map(|u| {
-            format!(
-                "{} {} &lt;{}&gt;",
-                escape(&u.first_name),
-                escape(&u.last_name),
-                escape(&u.email)
-            )
-        })
+        .map(|u| format!("{} {} <{}>", u.first_name, u.last_name, u.email))
         .unwrap_or_else(|| "unassigned".into());
-    let rows = [
-        ("Description", escape(&s.description)),
-        ("Study Instance UID", escape(&s.study_instance_uid)),
+    vec![
+        ("Description", s.description.clone()),
+        ("Study Instance UID", s.study_instance_uid.clone()),
         ("Severity", s.severity.as_str().to_owned()),
         ("Status", s.viewer_status.as_str().to_owned()),
         (
             "Cancelled",
-            if s.is_cancelled {
-                "yes".into()
-            } else {
-                "no".into()
-            },
+            if s.is_cancelled { "yes" } else { "no" }.to_owned(),
         ),
         ("Assigned to", assignee),
         ("Created", s.created_at.to_rfc3339()),
-    ];
-    let mut html = String::from("<dl>");
-    for (label, value) in rows {
-        html.push_str(&format!("<dt>{label}</dt><dd>{value}</dd>"));
+    ]
+}
+
+/// The studies an ephemeral session grants. A session names no Lightbox
+/// study (its retrieval id is the caller's handle), so it grants the
+/// StudyInstanceUIDs it carries: its retrieval id when that is one, and
+/// those listed in its options as `studyInstanceUids` (or
+/// `StudyInstanceUIDs`), each only if the organization's archive holds it;
+/// at most [`capability::MAX_STUDIES`].
+async fn session_studies(
+    state: &AppState,
+    org: OrgId,
+    session: &EphemeralSession,
+) -> Result<Vec<String>, lightbox_store::StoreError> {
+    let mut named = vec![session.retrieval_id.as_str()];
+    if let Some(options) = session.options.as_ref().and_then(|o| o.as_object()) {
+        for key in ["studyInstanceUids", "StudyInstanceUIDs"] {
+            match options.get(key) {
+                Some(serde_json::Value::String(uid)) => named.push(uid),
+                Some(serde_json::Value::Array(uids)) => {
+                    named.extend(uids.iter().filter_map(|u| u.as_str()))
+                }
+                _ => {}
+            }
+        }
     }
-    html.push_str("</dl>");
-    html
+    let mut uids: Vec<String> = Vec::new();
+    for uid in named {
+        let uid = uid.trim();
+        if lightbox_domain::validate::dicom_uid("StudyInstanceUID", uid).is_ok()
+            && !uids.iter().any(|u| u == uid)
+            && uids.len() < capability::MAX_STUDIES
+        {
+            uids.push(uid.to_owned());
+        }
+    }
+    let held = state.store.viewer_studies(org, &uids).await?;
+    Ok(held.into_iter().map(|s| s.study_instance_uid).collect())
+}
+
+/// The answer to a valid link: the capability cookie for `uids` until the
+/// link expires, with OHIF (when installed and there is something to show)
+/// or the built-in page of the link's details and images.
+async fn open_images(
+    state: &AppState,
+    org: OrgId,
+    claims: &Claims,
+    title: &str,
+    details: &[(&'static str, String)],
+    uids: &[String],
+) -> Response {
+    let mut response = match builtin_viewer::ohif_redirect(state, uids) {
+        Some(redirect) => redirect,
+        None => match builtin_viewer::page(state, org, title, details, uids).await {
+            Ok(page) => page,
+            Err(e) => return server_error(e),
+        },
+    };
+    let cookie = capability::grant(
+        state,
+        org,
+        &claims.subject,
+        uids,
+        Timestamp::from_millis(claims.expires_at_ms),
+    );
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -190,32 +251,8 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          </head><body><h1>{title}</h1>{body}</body></html>",
         title = escape(title)
     );
-    let mut response = (status, Html(html)).into_response();
-    let headers = response.headers_mut();
-    // The token is in the URL: keep it out of caches and Referer headers.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
-    );
-    response
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    builtin_viewer::with_page_headers(
+        (status, Html(html)).into_response(),
+        "default-src 'none'; style-src 'unsafe-inline'",
+    )
 }

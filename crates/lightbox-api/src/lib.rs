@@ -4,12 +4,15 @@
 pub mod audit;
 mod audit_api;
 pub mod auth;
+mod builtin_viewer;
+mod capability;
 pub mod dicomweb;
 pub mod error;
 pub mod extract;
 pub mod images;
 mod landing;
 pub mod observability;
+pub mod ohif;
 pub mod openapi;
 pub mod viewer;
 
@@ -57,6 +60,12 @@ pub struct ApiConfig {
     pub token_lifetime: Duration,
     /// The DICOM archive's limits (STOW-RS and, through the binary, DIMSE).
     pub dicom: DicomConfig,
+    /// The prebuilt OHIF viewer to serve at `/ohif/` (checked with
+    /// [`ohif::check`]); without it links open the built-in image page.
+    pub ohif_dir: Option<std::path::PathBuf>,
+    /// The web app's idle timeout: its sign-in cookie reads DICOMweb only
+    /// while the session is live by the web app's own rules.
+    pub web_idle_timeout: Duration,
 }
 
 /// Limits of the DICOM archive.
@@ -101,6 +110,8 @@ impl Default for ApiConfig {
             signed_url_ttl: Duration::from_secs(3600),
             token_lifetime: Duration::from_secs(5 * 3600),
             dicom: DicomConfig::default(),
+            ohif_dir: None,
+            web_idle_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -206,6 +217,7 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
     let viewer = Router::new()
         .merge(viewer::router())
         .merge(landing::router())
+        .merge(builtin_viewer::routes())
         .merge(audit_api::router())
         .layer(RequestBodyLimitLayer::new(config.max_json_body))
         .layer(TimeoutLayer::with_status_code(
@@ -228,10 +240,16 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
             state.clone(),
             audit::record_requests,
         ));
+    // The viewer's files are the same for everyone: not audited, no timeout.
+    let ohif = match &config.ohif_dir {
+        Some(dir) => ohif::router(dir.clone()),
+        None => Router::new(),
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .merge(observability::router())
         .merge(openapi::router())
+        .merge(ohif)
         .merge(audited)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

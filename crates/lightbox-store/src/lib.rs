@@ -33,6 +33,7 @@ mod settings;
 mod sql;
 mod studies;
 mod users;
+mod viewer_pages;
 mod wado;
 mod webhooks;
 
@@ -47,6 +48,7 @@ pub use images::ImageSort;
 pub use orgs::{ApiKeyRecord, CreatedOrg, Credential, NewOrg, OAuthClientRecord};
 pub use outbox::{AttemptResult, ClaimedDelivery, Delivery, DeliveryStatus};
 pub use users::{Inviter, Page};
+pub use viewer_pages::{ViewerInstance, ViewerSeries, ViewerStudy};
 pub use web_sessions::{NewWebSession, SignInAccount, WebSessionRecord};
 pub use webhooks::{NewWebhookEndpoint, WebhookEndpoint};
 

@@ -23,6 +23,12 @@ pub struct ServeArgs {
     /// Seconds a study reroute link stays valid.
     #[arg(long, env = "LIGHTBOX_REROUTE_TTL_SECS", default_value_t = 300)]
     reroute_ttl_secs: u64,
+    /// The prebuilt OHIF viewer to serve at `/ohif/` (`scripts/fetch-ohif DIR`
+    /// fetches it); links then open their studies in it. Default:
+    /// `<data-dir>/ohif` when it holds one, else links open Lightbox's
+    /// built-in image page.
+    #[arg(long, env = "LIGHTBOX_OHIF_DIR")]
+    ohif_dir: Option<std::path::PathBuf>,
     /// Seconds a request may take before it is answered with 408.
     #[arg(long, env = "LIGHTBOX_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
@@ -171,8 +177,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs),
         ..lightbox_web::WebConfig::default()
     };
+    let ohif_dir = args
+        .ohif_dir
+        .clone()
+        .or_else(|| {
+            let default = args.store.data_dir.join("ohif");
+            default.join("index.html").is_file().then_some(default)
+        });
+    if let Some(dir) = &ohif_dir {
+        lightbox_api::ohif::check(dir).map_err(|e| anyhow::anyhow!("--ohif-dir: {e}"))?;
+        tracing::info!(dir = %dir.display(), "serving the OHIF viewer at /ohif/");
+    }
     let config = ApiConfig {
         public_url: args.public_url,
+        ohif_dir,
+        web_idle_timeout: web_config.idle_timeout,
         reroute_ttl: Duration::from_secs(args.reroute_ttl_secs),
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         rate_limit_per_second: args.rate_limit_per_second,

@@ -2,20 +2,21 @@
 //! STOW-RS stores (`stow`), QIDO-RS searches the index (`qido`), WADO-RS
 //! reads files, metadata and frames (`wado`), and `rendered` makes images.
 //!
-//! Who may read what is [`DicomwebCaller`]: a Viewer API key reads the whole
-//! archive; a study link's capability reads only its studies. Every handler
+//! Who may read what is [`DicomwebCaller`]: a Viewer API key or a signed-in
+//! web-app session reads the whole archive; a study link's capability reads
+//! only its studies (precedence in `access`). Every handler
 //! asks the caller before it answers, and answers 404 (never 403) for what
 //! the caller may not read, so a scoped caller learns nothing of the rest.
 //!
 //! Bodies stream under their own limit (`DicomConfig::max_stow_bytes`), not
 //! the JSON limit, and errors are plain `{"type","message"}` JSON.
 
+mod access;
 mod qido;
 mod rendered;
 mod stow;
 mod wado;
 
-use crate::auth;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::FromRequestParts;
@@ -77,13 +78,9 @@ impl DicomwebCaller {
 impl FromRequestParts<AppState> for DicomwebCaller {
     type Rejection = ApiError;
 
+    /// API key, else the link's capability cookie, else the web session: see `access`.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = auth::api_key(parts, state).await?;
-        Ok(DicomwebCaller {
-            org_id: key.org_id,
-            api_key_id: Some(key.id),
-            access: DicomAccess::Archive,
-        })
+        access::resolve(parts, state).await
     }
 }
 

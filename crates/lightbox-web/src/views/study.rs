@@ -53,6 +53,8 @@ struct StudyPage {
     metadata: Vec<(String, String)>,
     metadata_text: String,
     editable: bool,
+    /// Whether DICOM images of the study have arrived ("View images" opens them).
+    has_images: bool,
     assignees: Vec<Choice>,
     history: Vec<HistoryEntry>,
     error: Option<String>,
@@ -115,6 +117,11 @@ async fn page_for(
         label: super::display_name(u),
         selected: assigned.as_deref() == Some(u.reference.id.as_str()),
     }));
+    let has_images = state
+        .store
+        .study_has_images(user.org_id, &study.study_instance_uid)
+        .await
+        .map_err(internal)?;
     let filter = AuditFilter {
         resource_id: Some(study.id.to_string()),
         ..AuditFilter::default()
@@ -178,6 +185,7 @@ async fn page_for(
             .collect::<Vec<_>>()
             .join("\n"),
         editable,
+        has_images,
         assignees,
         history,
         error,
