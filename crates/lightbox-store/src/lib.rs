@@ -37,6 +37,7 @@ mod wado;
 mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
+pub use qido::{QidoInstance, QidoPage, QidoRow, QidoSeries, QidoStudy};
 mod web_sessions;
 
 pub use changes::StudyChange;
