@@ -131,7 +131,10 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; lightbox_viewer=tok.en"),
         );
-        headers.append(header::COOKIE, HeaderValue::from_static("lightbox_viewer=2"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("lightbox_viewer=2"),
+        );
         assert_eq!(cookie(&headers, "lightbox_viewer"), Some("tok.en"));
         assert_eq!(cookie(&headers, "lightbox"), None);
         assert_eq!(cookie(&HeaderMap::new(), "lightbox_viewer"), None);

@@ -227,7 +227,15 @@ mod tests {
             safe_relative("assets/favicon.ico").as_deref(),
             Some("assets/favicon.ico")
         );
-        for bad in ["", "../etc/passwd", "a/../b", ".lightbox-ohif", "a//b", "a\\b", "a/"] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a/../b",
+            ".lightbox-ohif",
+            "a//b",
+            "a\\b",
+            "a/",
+        ] {
             assert_eq!(safe_relative(bad), None, "{bad}");
         }
     }

@@ -177,13 +177,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs),
         ..lightbox_web::WebConfig::default()
     };
-    let ohif_dir = args
-        .ohif_dir
-        .clone()
-        .or_else(|| {
-            let default = args.store.data_dir.join("ohif");
-            default.join("index.html").is_file().then_some(default)
-        });
+    let ohif_dir = args.ohif_dir.clone().or_else(|| {
+        let default = args.store.data_dir.join("ohif");
+        default.join("index.html").is_file().then_some(default)
+    });
     if let Some(dir) = &ohif_dir {
         lightbox_api::ohif::check(dir).map_err(|e| anyhow::anyhow!("--ohif-dir: {e}"))?;
         tracing::info!(dir = %dir.display(), "serving the OHIF viewer at /ohif/");

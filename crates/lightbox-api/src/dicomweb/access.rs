@@ -36,7 +36,9 @@ pub(super) async fn resolve(parts: &Parts, state: &AppState) -> Result<DicomwebC
     if let Some(token) = capability::cookie(&parts.headers, capability::cookie_name(&state.config))
     {
         let granted = capability::verify(state, token).map_err(|e| {
-            ApiError::unauthorized(format!("the viewer link's access is not valid: {e}; open the link again"))
+            ApiError::unauthorized(format!(
+                "the viewer link's access is not valid: {e}; open the link again"
+            ))
         })?;
         auth::identified(
             parts,
