@@ -247,3 +247,37 @@ def test_a_study_without_images_offers_none(server, org):
         page = web.get(f"/ui/studies/{r.json()['studyId']}")
         assert page.status_code == 200
         assert 'id="view-images"' not in page.text
+
+
+def found(r: httpx.Response) -> list[str]:
+    """StudyInstanceUIDs in a QIDO answer (204 is none)."""
+    assert r.status_code in (200, 204), r.text
+    return [] if r.status_code == 204 else [m["0020000D"]["Value"][0] for m in r.json()]
+
+
+def test_the_cookie_searches_and_reads_only_its_study(server, org, two_studies):
+    ct, mr = two_studies
+    _, token = open_link(study_link(server, org, ct.StudyInstanceUID))
+    json_accept = {"Accept": "application/dicom+json"}
+    with with_cookie(server, token) as browser, api(server, org) as key:
+        # The key sees both studies; the link's cookie only its own, whatever the search.
+        assert set(found(key.get("/dicomweb/studies", headers=json_accept))) == {ct.StudyInstanceUID, mr.StudyInstanceUID}
+        assert found(browser.get("/dicomweb/studies", headers=json_accept)) == [ct.StudyInstanceUID]
+        assert found(browser.get("/dicomweb/studies", params={"StudyInstanceUID": mr.StudyInstanceUID},
+                                 headers=json_accept)) == []
+        assert found(browser.get("/dicomweb/studies", params={"PatientID": mr.PatientID},
+                                 headers=json_accept)) in ([], [ct.StudyInstanceUID])
+        mine = browser.get(f"/dicomweb/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/metadata",
+                           headers=json_accept)
+        assert mine.status_code == 200, mine.text
+        assert mine.json()[0]["00080018"]["Value"] == [ct.SOPInstanceUID]
+        frame = browser.get(f"{instance_path(ct)}/frames/1",
+                            headers={"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"})
+        assert frame.status_code == 200, frame.text
+        for path in (f"/dicomweb/studies/{mr.StudyInstanceUID}/series/{mr.SeriesInstanceUID}/metadata",
+                     f"/dicomweb/studies/{mr.StudyInstanceUID}/metadata",
+                     f"{instance_path(mr)}/frames/1"):
+            r = browser.get(path, headers=json_accept if "metadata" in path else {})
+            assert r.status_code == 404, (path, r.status_code, r.text)
+        series = browser.get(f"/dicomweb/studies/{mr.StudyInstanceUID}/series", headers=json_accept)
+        assert series.status_code in (204, 404) or series.json() == [], series.text
