@@ -84,7 +84,8 @@ fn server_error(e: impl std::fmt::Display) -> Response {
 
 #[utoipa::path(get, path = "/viewer/open/{token}", operation_id = "openStudyPage", tag = "viewer pages",
     params(("token" = String, Path, description = "The signed token of the link")),
-    responses((status = 200, description = "The page for a study (from `reroute-url`)", content_type = "text/html", body = String),
+    responses((status = 200, description = "The page for a study (from `reroute-url`): its details and images (the built-in viewer); sets the capability cookie that reads the study through /dicomweb until the link expires", content_type = "text/html", body = String),
+        (status = 303, description = "To the OHIF viewer on the study, when it is installed (`--ohif-dir`); sets the same cookie"),
         (status = 403, description = "The link is not valid", content_type = "text/html", body = String),
         (status = 404, description = "What the link opens no longer exists", content_type = "text/html", body = String),
         (status = 410, description = "The link has expired", content_type = "text/html", body = String)))]
@@ -119,7 +120,8 @@ async fn open_study(
 
 #[utoipa::path(get, path = "/viewer/session/{token}", operation_id = "openSessionPage", tag = "viewer pages",
     params(("token" = String, Path, description = "The signed token of the link")),
-    responses((status = 200, description = "The page for an ephemeral session (from `ephemeral-sessions`)", content_type = "text/html", body = String),
+    responses((status = 200, description = "The page for an ephemeral session (from `ephemeral-sessions`): its details and the images of the studies it names; sets the capability cookie for them", content_type = "text/html", body = String),
+        (status = 303, description = "To the OHIF viewer on the session's studies, when it is installed and the session names any; sets the same cookie"),
         (status = 403, description = "The link is not valid", content_type = "text/html", body = String),
         (status = 404, description = "What the link opens no longer exists", content_type = "text/html", body = String),
         (status = 410, description = "The link has expired", content_type = "text/html", body = String)))]
