@@ -206,8 +206,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             allow_private: args.webhook_allow_private,
             ..SendConfig::default()
         });
-        let hook = crate::enrich::hook(store.clone(), key.clone(), sender);
+        let hook = crate::enrich::hook(store.clone(), key.clone(), sender.clone());
         state.ingest = state.ingest.clone().with_enrichment(hook);
+        // Study and ephemeral-session links ask partners for images the archive lacks.
+        state.partner = Some(lightbox_api::partner_access::PartnerAccess::new(
+            key.clone(),
+            sender,
+            lightbox_api::partner_access::PartnerAccessConfig {
+                allow_private: args.webhook_allow_private,
+                max_total_bytes: args.stow_max_bytes,
+                fetch_timeout: Duration::from_secs(args.upload_timeout_secs),
+                page_wait: Duration::from_secs(args.request_timeout_secs) * 2 / 3,
+            },
+        ));
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let web = lightbox_web::WebState::new(
