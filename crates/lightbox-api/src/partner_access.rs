@@ -367,21 +367,23 @@ async fn work(
         EventType::StudyAccessRequested => "study.access_request",
         _ => "ephemeral_session.access_request",
     };
-    state.audit.record(AuditEvent {
-        id: AuditEventId::generate(),
-        org_id: org,
-        occurred_at: Timestamp::now(),
-        actor_kind: ActorKind::SignedLink,
-        actor_id: Some(request.subject.clone()),
-        action: action.to_owned(),
-        resource_type: lightbox_domain::audit::resource_type(action),
-        resource_id: Some(request.subject.clone()),
-        outcome,
-        status,
-        client_ip: None,
-        request_id: None,
-    })
-    .await;
+    state
+        .audit
+        .record(AuditEvent {
+            id: AuditEventId::generate(),
+            org_id: org,
+            occurred_at: Timestamp::now(),
+            actor_kind: ActorKind::SignedLink,
+            actor_id: Some(request.subject.clone()),
+            action: action.to_owned(),
+            resource_type: lightbox_domain::audit::resource_type(action),
+            resource_id: Some(request.subject.clone()),
+            outcome,
+            status,
+            client_ip: None,
+            request_id: None,
+        })
+        .await;
     access
 }
 
@@ -659,4 +661,56 @@ fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn text(response: Response) -> String {
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_shows_the_partners_words_escaped_and_a_failure_is_a_bad_gateway() {
+        let refused = Access::Unavailable {
+            refused: true,
+            message: "No <consent> & no \"images\"".into(),
+        };
+        let page = refused.interrupts().expect("a page");
+        assert_eq!(page.status(), StatusCode::FORBIDDEN);
+        assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
+        let html = text(page).await;
+        assert!(html.contains("Images unavailable"), "{html}");
+        assert!(
+            html.contains("No &lt;consent&gt; &amp; no &quot;images&quot;"),
+            "{html}"
+        );
+        let failed = Access::Unavailable {
+            refused: false,
+            message: "timed out".into(),
+        };
+        assert_eq!(
+            failed.interrupts().unwrap().status(),
+            StatusCode::BAD_GATEWAY
+        );
+    }
+
+    #[test]
+    fn images_that_arrived_or_were_never_needed_let_the_link_open() {
+        assert!(Access::NotNeeded.interrupts().is_none());
+        let fetched = Access::Fetched {
+            study_uids: vec!["1.2.3".into()],
+            stored: 2,
+            failed: 1,
+        };
+        assert!(fetched.interrupts().is_none());
+        assert_eq!(fetched.study_uids(), ["1.2.3".to_owned()]);
+        let pending = Access::Pending.interrupts().unwrap();
+        assert_eq!(pending.status(), StatusCode::ACCEPTED);
+        assert_eq!(pending.headers()[header::REFRESH], "5");
+    }
 }

@@ -45,7 +45,8 @@ fn summary(row: &sqlx::any::AnyRow) -> Result<DicomStudySummary, StoreError> {
     })
 }
 
-const SUMMARY_COLUMNS: &str = "study_instance_uid, modalities, series_count, instance_count, study_date";
+const SUMMARY_COLUMNS: &str =
+    "study_instance_uid, modalities, series_count, instance_count, study_date";
 
 /// Studies looked up at once by the worklist (one page of rows).
 const MAX_SUMMARIES: usize = 500;

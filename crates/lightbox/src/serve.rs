@@ -138,7 +138,9 @@ pub struct ServeArgs {
     webhook_concurrency: u64,
     /// Seconds a synchronous webhook call may take: DICOM ingest's
     /// `patient_study.enrichment_requested` waits this long for the partner
-    /// before seeding a new study without its answer.
+    /// before seeding a new study without its answer; a study or session
+    /// link's `study.access_requested` / `ephemeral.access_requested` before
+    /// showing "images unavailable".
     #[arg(long, env = "LIGHTBOX_WEBHOOK_SYNC_TIMEOUT_SECS", default_value_t = 3,
           value_parser = clap::value_parser!(u64).range(1..=60))]
     webhook_sync_timeout_secs: u64,

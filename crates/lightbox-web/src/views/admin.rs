@@ -771,7 +771,10 @@ async fn dicom_changed(state: &WebState, user: &WebUser, action: &str, resource:
     )
     .await
     {
-        tracing::error!(action, "admin: a DICOM settings change could not be audited");
+        tracing::error!(
+            action,
+            "admin: a DICOM settings change could not be audited"
+        );
     }
     Redirect::to("/ui/admin#dicom-heading").into_response()
 }
