@@ -587,8 +587,17 @@ async fn fetch_one(
         .write(&head[parsed.data_start..])
         .await
         .map_err(|e| lightbox_dicom::IngestError::from(e).to_string())?;
+    // The spool only counts bytes past its cap (STOW must drain the part);
+    // here the download itself stops there.
+    let mut data_len = (head.len() - parsed.data_start) as u64;
     while let Some(chunk) = next_chunk(&mut response).await? {
         take(&chunk)?;
+        data_len += chunk.len() as u64;
+        if data_len > max_instance {
+            return Err(format!(
+                "the instance is larger than the {max_instance} bytes allowed"
+            ));
+        }
         spool
             .write(&chunk)
             .await
