@@ -35,9 +35,11 @@ mod sql;
 mod studies;
 mod users;
 mod wado;
+pub use wado::{InstanceMetadata, WadoInstance, WadoScope};
 mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
+pub use qido::{QidoInstance, QidoPage, QidoRow, QidoSeries, QidoStudy};
 mod web_sessions;
 
 pub use admin_views::{DicomStudySummary, SessionAccessFacts};
