@@ -74,7 +74,7 @@ pub struct PartnerAccess {
     sender: Sender,
     fetch: reqwest::Client,
     config: Arc<PartnerAccessConfig>,
-    in_flight: Arc<Mutex<HashMap<String, watch::Receiver<Option<Access>>>>>,
+    in_flight: InFlight,
 }
 
 impl PartnerAccess {
@@ -307,13 +307,11 @@ async fn run(state: &AppState, partner: PartnerAccess, request: Request) -> Acce
                 let state = state.clone();
                 let partner = partner.clone();
                 tokio::spawn(async move {
+                    // Leaves the map however the task ends (a panic too), so
+                    // the next opening starts afresh instead of joining a dead task.
+                    let _leave = Leave(partner.in_flight.clone(), key);
                     let access = work(&state, &partner, &request, &endpoint).await;
                     let _ = tx.send(Some(access));
-                    partner
-                        .in_flight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&key);
                 });
                 rx
             }
@@ -326,6 +324,20 @@ async fn run(state: &AppState, partner: PartnerAccess, request: Request) -> Acce
         Err(_) => Access::Pending,
     };
     access
+}
+
+type InFlight = Arc<Mutex<HashMap<String, watch::Receiver<Option<Access>>>>>;
+
+/// Removes a link's entry from the in-flight map when dropped.
+struct Leave(InFlight, String);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
 }
 
 /// The call, then the fetch: what the page shows, audited.
