@@ -356,3 +356,50 @@ def test_a_slow_partner_times_out_without_blocking_other_requests(
     text = result["page"].text
     assert "Images unavailable" in text and ("timed out" in text or "no answer" in text), text
     assert result["took"] < 4
+
+
+@pytest.fixture(scope="module")
+def impatient(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LightboxServer]:
+    """Requests time out after 3 s, so a page waits 2 s for a partner's files."""
+    srv = LightboxServer(
+        backend,
+        tmp_path_factory.mktemp(f"lightbox-{backend.name}-partner-impatient"),
+        ("--webhook-allow-private", "--webhook-sync-timeout-secs", "1", "--request-timeout-secs", "3"),
+        {"LIGHTBOX_WEBHOOK_SECRET_KEY": WEBHOOK_KEY},
+    )
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_slow_files_keep_arriving_after_the_page_stops_waiting(
+    impatient: LightboxServer, receiver: Receiver, files: Files
+) -> None:
+    """The file server takes 5 s: the page says the images are on their way
+    (and reloads itself) instead of timing out; opening the link again
+    meanwhile joins the same work (the partner is asked once), and once the
+    file is in, the link opens the study."""
+    org = impatient.new_org()
+    create_webhook(impatient, org, receiver, "--events", "study.access_requested")
+    client = org.client()
+    uid = new_uid()
+    study = create_study(client, study_instance_uid=uid)
+    [ds, _] = instances_of(uid)
+    files.add("slow.dcm", part10(ds))
+    receiver.script = grants([f"{files.base}/slow/slow.dcm"])
+    link = client.viewer.studies.reroute_url(study_id=study.study_id).url
+
+    first = open_link(link)
+    assert first.status_code == 202, first.text
+    assert "Retrieving images" in first.text and first.headers["refresh"] == "5"
+    again = open_link(link)
+    assert again.status_code in (200, 202), again.text
+    assert len(receiver.requests) == 1 and files.hits == ["/slow/slow.dcm"]
+    deadline = time.monotonic() + 20
+    while not retrievable(impatient, org, ds):
+        assert time.monotonic() < deadline, "the slow file never arrived"
+        time.sleep(0.5)
+    assert open_link(link).status_code == 200
+    assert len(receiver.requests) == 1
