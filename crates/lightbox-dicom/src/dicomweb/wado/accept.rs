@@ -169,6 +169,7 @@ pub fn negotiate_frames(
         };
         let ts = range.param("transfer-syntax");
         let choice = match kind.as_str() {
+            "*/*" if ts.is_none_or(|ts| ts == "*") => Some(as_stored(None)),
             "application/octet-stream" | "application/*" | "*/*" => match ts {
                 Some("*") => Some(as_stored(None)),
                 None | Some(EXPLICIT_LE) | Some(IMPLICIT_LE) => {
@@ -209,7 +210,10 @@ pub fn negotiate_octets(ranges: &[MediaType]) -> Option<bool> {
         "*/*" | "multipart/*" => Some(true),
         "multipart/related"
             if r.param("type").is_none_or(|t| {
-                t.eq_ignore_ascii_case("application/octet-stream")
+                matches!(
+                    t.to_ascii_lowercase().as_str(),
+                    "application/octet-stream" | "application/*" | "*/*"
+                )
             }) =>
         {
             Some(true)
