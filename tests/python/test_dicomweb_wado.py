@@ -122,7 +122,7 @@ def test_series_metadata_names_pixel_data_by_a_bulk_data_uri_that_resolves(serve
     study = client.retrieve_study_metadata(ct.StudyInstanceUID)
     assert sorted(m["00080018"]["Value"][0] for m in study) == sorted([ct.SOPInstanceUID, mr.SOPInstanceUID])
     assert all("BulkDataURI" in m["7FE00010"] for m in study)
-    [one] = client.retrieve_instance_metadata(mr.StudyInstanceUID, mr.SeriesInstanceUID, mr.SOPInstanceUID)
+    one = client.retrieve_instance_metadata(mr.StudyInstanceUID, mr.SeriesInstanceUID, mr.SOPInstanceUID)
     assert one["00080018"]["Value"] == [mr.SOPInstanceUID]
     assert client.retrieve_bulkdata(on_server(server, one["7FE00010"]["BulkDataURI"])) == [mr.PixelData]
 
