@@ -15,8 +15,9 @@ import pydicom
 import pytest
 from pydicom.encaps import generate_frames
 
-from conftest import LightboxServer, Org
+from conftest import Backend, LightboxServer, Org
 from dicom_data import dicomweb, read, renamed
+from s3server import S3_BUCKET, SeaweedS3
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 OHIF_FRAMES_ACCEPT = "multipart/related; type=application/octet-stream; transfer-syntax=*"
@@ -164,6 +165,23 @@ def test_frames_equal_what_pydicom_decodes_or_finds_encapsulated(server: Lightbo
     # Decoded JPEG is lossy-decoder dependent: check its size only.
     [decoded] = frames(jpeg, [3], EXPLICIT_LE)
     assert len(decoded) == jpeg.Rows * jpeg.Columns * 3
+
+
+def test_multi_frame_native_frames_are_offset_by_their_size_in_either_byte_order(server: LightboxServer) -> None:
+    org = server.new_org()
+    client = dicomweb(server, org)
+    # rtdose: 15 frames of 32-bit samples; its _expb twin is big endian (stored apart: they share UIDs).
+    for name in ("rtdose.dcm", "rtdose_expb.dcm"):
+        [ds] = store(server, org, [read(name)])
+        expected = native_le_frames(ds)
+        assert len(expected) == 15
+        got = client.retrieve_instance_frames(
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, [15, 1, 8], media_types=(("application/octet-stream", "*"),)
+        )
+        assert got == [expected[14], expected[0], expected[7]], name
+        # All of Pixel Data as bulk data: the frames one after another, little endian.
+        [value] = client.retrieve_bulkdata(f"{server.base_url}/dicomweb{instance_path(ds)}/bulk/7FE00010")
+        assert value == b"".join(expected), name
 
 
 def test_ohif_frame_requests_pass_cornerstones_multipart_parser(server: LightboxServer) -> None:
@@ -333,3 +351,30 @@ def test_a_deflated_instance_serves_frames_and_pixel_data_inflated(server: Light
     back = client.retrieve_instance(dfl.StudyInstanceUID, dfl.SeriesInstanceUID, dfl.SOPInstanceUID)
     assert back.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1.99"
     assert back.PixelData == dfl.PixelData
+
+
+@pytest.fixture(scope="module")
+def s3_server(backend: Backend, s3: SeaweedS3, tmp_path_factory: pytest.TempPathFactory):
+    srv = LightboxServer(backend, tmp_path_factory.mktemp(f"lightbox-wado-s3-{backend.name}"), (), s3.lightbox_env(S3_BUCKET, "wado"))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_frames_and_bulk_data_are_ranged_reads_on_s3_too(s3_server: LightboxServer) -> None:
+    org = s3_server.new_org()
+    ct, jpeg = store(s3_server, org, [read("CT_small.dcm"), read("examples_ybr_color.dcm")])
+    client = dicomweb(s3_server, org)
+    assert client.retrieve_instance_frames(
+        ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID, [1], media_types=(("application/octet-stream", "*"),)
+    ) == native_le_frames(ct)
+    stored = encapsulated_frames(jpeg)
+    assert client.retrieve_instance_frames(
+        jpeg.StudyInstanceUID, jpeg.SeriesInstanceUID, jpeg.SOPInstanceUID, [2, 29], media_types=(("application/octet-stream", "*"),)
+    ) == [stored[1], stored[28]]
+    [meta] = client.retrieve_series_metadata(ct.StudyInstanceUID, ct.SeriesInstanceUID)
+    assert client.retrieve_bulkdata(on_server(s3_server, meta["7FE00010"]["BulkDataURI"])) == [ct.PixelData]
+    [back] = client.retrieve_series(jpeg.StudyInstanceUID, jpeg.SeriesInstanceUID)
+    assert back.PixelData == jpeg.PixelData
