@@ -244,7 +244,10 @@ mod tests {
         assert_eq!(dicom(Some(""), false), stored);
         assert_eq!(dicom(Some("*/*"), false), stored);
         assert_eq!(
-            dicom(Some(r#"multipart/related; type="application/dicom""#), false),
+            dicom(
+                Some(r#"multipart/related; type="application/dicom""#),
+                false
+            ),
             stored
         );
         assert_eq!(
@@ -256,7 +259,9 @@ mod tests {
         );
         assert_eq!(
             dicom(
-                Some(r#"multipart/related; type="application/dicom"; transfer-syntax="1.2.840.10008.1.2""#),
+                Some(
+                    r#"multipart/related; type="application/dicom"; transfer-syntax="1.2.840.10008.1.2""#
+                ),
                 false
             ),
             Some(DicomChoice {
@@ -314,7 +319,9 @@ mod tests {
 
     #[test]
     fn frames_without_a_transfer_syntax_are_uncompressed() {
-        let plain = media_ranges(Some(r#"multipart/related; type="application/octet-stream""#));
+        let plain = media_ranges(Some(
+            r#"multipart/related; type="application/octet-stream""#,
+        ));
         let choice = negotiate_frames(&plain, JPEG, false).unwrap();
         assert_eq!(choice.syntax, FrameSyntax::Decoded);
         assert_eq!(choice.transfer_syntax, EXPLICIT_LE);
