@@ -38,6 +38,7 @@ pub use wado::{InstanceMetadata, WadoInstance, WadoScope};
 mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
+pub use qido::{QidoInstance, QidoPage, QidoRow, QidoSeries, QidoStudy};
 mod web_sessions;
 
 pub use changes::StudyChange;
