@@ -40,7 +40,8 @@ def renamed(datasets: list[pydicom.Dataset]) -> list[pydicom.Dataset]:
         ds.StudyInstanceUID = uid(ds.StudyInstanceUID)
         ds.SeriesInstanceUID = uid(ds.SeriesInstanceUID)
         ds.SOPInstanceUID = uid(ds.SOPInstanceUID)
-        if "file_meta" in ds and hasattr(ds.file_meta, "MediaStorageSOPInstanceUID"):
+        # `"file_meta" in ds` is False in pydicom 3 (it looks for an element).
+        if getattr(ds, "file_meta", None) is not None:
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return datasets
 

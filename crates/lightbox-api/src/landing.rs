@@ -101,6 +101,10 @@ async fn open_study(
     let Ok(id) = StudyId::parse(&claims.subject) else {
         return invalid_link();
     };
+    // A study without images in the archive: its partner's, or "unavailable".
+    if let Some(page) = crate::partner_access::on_study_link(&state, org, &id).await {
+        return about(id.as_str(), page);
+    }
     match state.store.study(org, &id).await {
         Ok(Some(study)) => {
             let uids = vec![study.study_instance_uid.clone()];
@@ -137,6 +141,10 @@ async fn open_session(
     let Ok(id) = EphemeralSessionId::parse(&claims.subject) else {
         return invalid_link();
     };
+    // The session's images come from its partner (`ephemeral.access_requested`).
+    if let Some(page) = crate::partner_access::on_session_link(&state, org, &id).await {
+        return about(id.as_str(), page);
+    }
     match state.store.ephemeral_session(org, &id).await {
         Ok(Some(session)) => {
             let layout = session

@@ -14,6 +14,7 @@ mod landing;
 pub mod observability;
 pub mod ohif;
 pub mod openapi;
+pub mod partner_access;
 pub mod viewer;
 
 use axum::http::{header, HeaderName, StatusCode};
@@ -127,6 +128,9 @@ pub struct AppState {
     pub audit: audit::AuditLog,
     /// The DICOM ingest pipeline, shared by STOW-RS and the DIMSE receiver.
     pub ingest: lightbox_dicom::Ingest,
+    /// Partner access calls when a link opens a study without images (set
+    /// by the binary when webhooks are configured).
+    pub partner: Option<partner_access::PartnerAccess>,
     /// Per-credential token buckets, in this process (each replica limits on its own).
     limiter: Option<Arc<KeyedLimiter>>,
 }
@@ -175,6 +179,7 @@ impl AppState {
             signer: UrlSigner::new(key.into_bytes()),
             blobs,
             config: Arc::new(config),
+            partner: None,
             limiter,
         })
     }

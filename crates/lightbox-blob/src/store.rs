@@ -461,7 +461,11 @@ impl BlobStore {
     }
 
     /// The bytes at `range` of the object `key` (see [`BlobStore::get_ranges`]).
-    pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, BlobError> {
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, BlobError> {
         let mut got = self.get_ranges(key, vec![range]).await?;
         Ok(got.pop().unwrap_or_default())
     }
@@ -501,7 +505,10 @@ impl BlobStore {
     }
 }
 
-fn read_ranges_local(path: &Path, ranges: &[std::ops::Range<u64>]) -> Result<Vec<Bytes>, BlobError> {
+fn read_ranges_local(
+    path: &Path,
+    ranges: &[std::ops::Range<u64>],
+) -> Result<Vec<Bytes>, BlobError> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::Missing),

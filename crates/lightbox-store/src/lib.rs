@@ -18,6 +18,7 @@
 //! cold (a rare description search took 2.2x as long). PostgreSQL keeps it in
 //! the one database; its buffer cache is shared.
 
+mod admin_views;
 mod audit;
 mod changes;
 mod claim;
@@ -42,6 +43,7 @@ pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
 pub use qido::{QidoInstance, QidoPage, QidoRow, QidoSeries, QidoStudy};
 mod web_sessions;
 
+pub use admin_views::{DicomStudySummary, SessionAccessFacts};
 pub use changes::StudyChange;
 pub use credential_list::{CredentialKind, CredentialSummary};
 pub use ephemeral::EphemeralSession;

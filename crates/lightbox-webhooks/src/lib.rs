@@ -28,6 +28,8 @@ pub mod sign;
 pub mod worker;
 
 pub use seal::{destination, SecretKey};
-pub use send::{CallError, Destination, Outcome, SendConfig, Sender};
+pub use send::{
+    check_destination, CallError, Destination, Outcome, PublicOnly, SendConfig, Sender,
+};
 pub use sign::{signature_header, SigningSecret};
 pub use worker::{Worker, WorkerConfig};

@@ -339,8 +339,9 @@ pub fn is_public(ip: IpAddr) -> bool {
 }
 
 /// Resolves names to their public addresses only, so a public name that
-/// points inside the network (or a rebinding trick) reaches nothing.
-struct PublicOnly;
+/// points inside the network (or a rebinding trick) reaches nothing. Also
+/// used for the files partners' access answers point to.
+pub struct PublicOnly;
 
 impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {

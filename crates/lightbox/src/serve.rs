@@ -144,7 +144,9 @@ pub struct ServeArgs {
     webhook_concurrency: u64,
     /// Seconds a synchronous webhook call may take: DICOM ingest's
     /// `patient_study.enrichment_requested` waits this long for the partner
-    /// before seeding a new study without its answer.
+    /// before seeding a new study without its answer; a study or session
+    /// link's `study.access_requested` / `ephemeral.access_requested` before
+    /// showing "images unavailable".
     #[arg(long, env = "LIGHTBOX_WEBHOOK_SYNC_TIMEOUT_SECS", default_value_t = 3,
           value_parser = clap::value_parser!(u64).range(1..=60))]
     webhook_sync_timeout_secs: u64,
@@ -222,8 +224,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             allow_private: args.webhook_allow_private,
             ..SendConfig::default()
         });
-        let hook = crate::enrich::hook(store.clone(), key.clone(), sender);
+        let hook = crate::enrich::hook(store.clone(), key.clone(), sender.clone());
         state.ingest = state.ingest.clone().with_enrichment(hook);
+        // Study and ephemeral-session links ask partners for images the archive lacks.
+        state.partner = Some(lightbox_api::partner_access::PartnerAccess::new(
+            key.clone(),
+            sender,
+            lightbox_api::partner_access::PartnerAccessConfig {
+                allow_private: args.webhook_allow_private,
+                max_total_bytes: args.stow_max_bytes,
+                fetch_timeout: Duration::from_secs(args.upload_timeout_secs),
+                page_wait: Duration::from_secs(args.request_timeout_secs) * 2 / 3,
+            },
+        ));
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let web = lightbox_web::WebState::new(

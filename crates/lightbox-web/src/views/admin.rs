@@ -2,8 +2,12 @@
 //! with their access, pending invitations with their links (Lightbox sends no
 //! e-mail, so the admin passes the link on), invite, revoke an invitation,
 //! deactivate and reactivate a user; and its API keys and OAuth clients
-//! (create: the secret is shown once; revoke). The same store calls, rules and
-//! audit actions as the Viewer API's user endpoints and `lightbox admin`.
+//! (create: the secret is shown once; revoke); its DICOM receiver settings
+//! (called AE title, allowed senders: the rules of `lightbox admin
+//! set-ae-title/allow-dicom-peer/remove-dicom-peer`); and its webhook
+//! endpoints with their recent deliveries (never a signing secret). The same
+//! store calls, rules and audit actions as the Viewer API's user endpoints
+//! and `lightbox admin`.
 
 use super::{display_name, error_page, render, AssetUrlsRef, HtmlForm, Nav};
 use crate::login::WebUser;
@@ -67,7 +71,49 @@ struct AdminPage {
     credentials: Vec<CredentialRow>,
     /// A credential just created: (label, id, secret), shown this once.
     new_secret: Option<(String, String, String)>,
+    dicom: DicomSettings,
+    webhooks: Vec<WebhookRow>,
+    deliveries: Vec<DeliveryRow>,
 }
+
+/// The organization's DICOM receiver settings, as `lightbox admin
+/// list-dicom-peers` shows them.
+pub struct DicomSettings {
+    ae_title: String,
+    peers: Vec<PeerRow>,
+}
+
+pub struct PeerRow {
+    id: String,
+    calling_ae_title: String,
+    address: String,
+    added: String,
+}
+
+/// A webhook endpoint: never its secret.
+pub struct WebhookRow {
+    id: String,
+    url: String,
+    events: String,
+    /// `organization`, or the API key whose studies it covers.
+    scope: String,
+    enabled: bool,
+    disabled_reason: String,
+    last_delivery: String,
+}
+
+pub struct DeliveryRow {
+    id: String,
+    event_type: String,
+    endpoint: String,
+    status: &'static str,
+    attempts: u32,
+    last_result: String,
+    created: String,
+}
+
+/// Recent deliveries shown (the CLI lists more).
+const RECENT_DELIVERIES: u32 = 25;
 
 fn is_admin(user: &WebUser) -> bool {
     user.user.level != UserLevel::Member
@@ -135,9 +181,20 @@ async fn page_with_secret(
         Ok(page) => page.items,
         Err(e) => return internal(e),
     };
+    let dicom = match dicom_settings(state, user).await {
+        Ok(dicom) => dicom,
+        Err(e) => return internal(e),
+    };
+    let (webhooks, deliveries) = match webhook_rows(state, user).await {
+        Ok(rows) => rows,
+        Err(e) => return internal(e),
+    };
     render(
         status,
         &AdminPage {
+            dicom,
+            webhooks,
+            deliveries,
             assets: crate::assets::urls(),
             nav: Nav::of(user),
             users: users
@@ -586,6 +643,223 @@ pub async fn revoke_credential(
             .await;
             Redirect::to("/ui/admin").into_response()
         }
+        Err(e) => internal(e),
+    }
+}
+
+async fn dicom_settings(
+    state: &WebState,
+    user: &WebUser,
+) -> Result<DicomSettings, lightbox_store::StoreError> {
+    let title = state.store.dicom_ae_title(user.org_id).await?;
+    let peers = state.store.dicom_peers(user.org_id).await?;
+    Ok(DicomSettings {
+        ae_title: title.map(|t| t.to_string()).unwrap_or_default(),
+        peers: peers
+            .into_iter()
+            .map(|p| PeerRow {
+                id: p.id,
+                calling_ae_title: p.peer.calling_ae_title.unwrap_or_default(),
+                address: p.peer.address.map(|a| a.to_string()).unwrap_or_default(),
+                added: super::worklist::when(p.created_at),
+            })
+            .collect(),
+    })
+}
+
+/// How a delivery ended (or stands), in a few words.
+fn delivery_result(d: &lightbox_store::Delivery) -> String {
+    let http = d.last_status.map(|s| format!("HTTP {s}"));
+    match (http, d.last_error.as_deref()) {
+        (Some(http), Some(error)) if !error.starts_with("HTTP") => format!("{http}: {error}"),
+        (_, Some(error)) => error.to_owned(),
+        (Some(http), None) => http,
+        (None, None) => "not attempted yet".into(),
+    }
+}
+
+async fn webhook_rows(
+    state: &WebState,
+    user: &WebUser,
+) -> Result<(Vec<WebhookRow>, Vec<DeliveryRow>), lightbox_store::StoreError> {
+    let endpoints = state.store.webhook_endpoints(user.org_id).await?;
+    let mut rows = Vec::with_capacity(endpoints.len());
+    for e in endpoints {
+        let last = state
+            .store
+            .list_deliveries(user.org_id, None, Some(&e.id), 1)
+            .await?;
+        rows.push(WebhookRow {
+            id: e.id.to_string(),
+            url: e.url,
+            events: if e.event_types.is_empty() {
+                "all".into()
+            } else {
+                e.event_types
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            scope: e
+                .api_key_id
+                .map(|k| format!("API key {k}"))
+                .unwrap_or_else(|| "organization".into()),
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason.unwrap_or_default(),
+            last_delivery: match last.first() {
+                Some(d) => format!(
+                    "{} ({}), {}",
+                    d.status.as_str(),
+                    delivery_result(d),
+                    super::worklist::when(d.created_at)
+                ),
+                None => "none yet".into(),
+            },
+        });
+    }
+    let deliveries = state
+        .store
+        .list_deliveries(user.org_id, None, None, RECENT_DELIVERIES)
+        .await?
+        .iter()
+        .map(|d| DeliveryRow {
+            id: d.id.to_string(),
+            event_type: d.event_type.as_str().to_owned(),
+            endpoint: d.endpoint_id.to_string(),
+            status: d.status.as_str(),
+            attempts: d.attempts,
+            last_result: delivery_result(d),
+            created: super::worklist::when(d.created_at),
+        })
+        .collect();
+    Ok((rows, deliveries))
+}
+
+/// A change to the DICOM settings refused by its rules: the page again,
+/// with why (and the refusal audited, like the CLI's errors are shown).
+async fn dicom_refused(state: &WebState, user: &WebUser, action: &str, e: Error) -> Response {
+    let status = match e {
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    audit::record(
+        state,
+        &user.origin,
+        user.org_id,
+        &user.user.reference.id,
+        action,
+        None,
+        status.as_u16(),
+    )
+    .await;
+    page(state, user, status, None, Some(e.to_string()), None).await
+}
+
+/// After a DICOM settings change: audited, or undone is impossible, so a
+/// failure to audit is at least logged; then back to the page.
+async fn dicom_changed(state: &WebState, user: &WebUser, action: &str, resource: &str) -> Response {
+    if !audit::record(
+        state,
+        &user.origin,
+        user.org_id,
+        &user.user.reference.id,
+        action,
+        Some(resource),
+        303,
+    )
+    .await
+    {
+        tracing::error!(
+            action,
+            "admin: a DICOM settings change could not be audited"
+        );
+    }
+    Redirect::to("/ui/admin#dicom-heading").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct AeTitleForm {
+    ae_title: String,
+}
+
+/// Sets the organization's called AE title (`lightbox admin set-ae-title`).
+pub async fn set_ae_title(
+    State(state): State<WebState>,
+    user: WebUser,
+    HtmlForm(form): HtmlForm<AeTitleForm>,
+) -> Response {
+    if !is_admin(&user) {
+        return forbidden();
+    }
+    const ACTION: &str = "dicom_ae_title.set";
+    let title = match lightbox_domain::dicom::AeTitle::parse(&form.ae_title) {
+        Ok(title) => title,
+        Err(e) => return dicom_refused(&state, &user, ACTION, e).await,
+    };
+    match state.store.set_dicom_ae_title(user.org_id, &title).await {
+        Ok(()) => dicom_changed(&state, &user, ACTION, title.as_str()).await,
+        Err(e @ (Error::Conflict(_) | Error::Invalid { .. })) => {
+            dicom_refused(&state, &user, ACTION, e).await
+        }
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PeerForm {
+    #[serde(default)]
+    calling_ae_title: String,
+    #[serde(default)]
+    address: String,
+}
+
+/// Allows a sender (`lightbox admin allow-dicom-peer`): a calling AE title,
+/// an address, or both.
+pub async fn allow_peer(
+    State(state): State<WebState>,
+    user: WebUser,
+    HtmlForm(form): HtmlForm<PeerForm>,
+) -> Response {
+    if !is_admin(&user) {
+        return forbidden();
+    }
+    const ACTION: &str = "dicom_peer.allow";
+    let given = |s: &str| Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned);
+    let peer = match lightbox_domain::dicom::DicomPeer::new(
+        given(&form.calling_ae_title).as_deref(),
+        given(&form.address).as_deref(),
+    ) {
+        Ok(peer) => peer,
+        Err(e) => return dicom_refused(&state, &user, ACTION, e).await,
+    };
+    match state.store.add_dicom_peer(user.org_id, &peer).await {
+        Ok(id) => dicom_changed(&state, &user, ACTION, &id).await,
+        Err(e @ (Error::Conflict(_) | Error::Invalid { .. })) => {
+            dicom_refused(&state, &user, ACTION, e).await
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// Removes an allowed sender (`lightbox admin remove-dicom-peer`); another
+/// organization's entry is "not found", like a made-up one.
+pub async fn remove_peer(
+    State(state): State<WebState>,
+    user: WebUser,
+    Path(peer_id): Path<String>,
+) -> Response {
+    if !is_admin(&user) {
+        return forbidden();
+    }
+    match state.store.remove_dicom_peer(user.org_id, &peer_id).await {
+        Ok(true) => dicom_changed(&state, &user, "dicom_peer.remove", &peer_id).await,
+        Ok(false) => error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such allowed sender.",
+        ),
         Err(e) => internal(e),
     }
 }

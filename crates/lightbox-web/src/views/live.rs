@@ -37,6 +37,7 @@ pub async fn events(State(state): State<WebState>, user: WebUser) -> Response {
                             continue;
                         };
                         let row = Row::of(&study, &user, "/ui/worklist");
+                        let row = super::worklist::with_images(&state, &user, vec![row]).await.remove(0);
                         let data = serde_json::json!({ "id": study.id.as_str(), "html": row_html(row) });
                         if tx.send(Event::default().event("study").data(data.to_string())).await.is_err() {
                             return;

@@ -47,6 +47,12 @@ pub fn router() -> Router<WebState> {
             "/admin/credentials/{kind}/{id}/revoke",
             post(admin::revoke_credential),
         )
+        .route("/admin/dicom/ae-title", post(admin::set_ae_title))
+        .route("/admin/dicom/peers", post(admin::allow_peer))
+        .route(
+            "/admin/dicom/peers/{peer_id}/remove",
+            post(admin::remove_peer),
+        )
         .route("/admin/users/{user_id}/deactivate", post(admin::deactivate))
         .route("/admin/users/{user_id}/reactivate", post(admin::reactivate))
         .route("/studies/{study_id}", get(study::show).post(study::edit))

@@ -59,6 +59,8 @@ struct StudyPage {
     history: Vec<HistoryEntry>,
     error: Option<String>,
     saved: bool,
+    /// What the archive holds for the study (none: no images yet).
+    images: Option<super::worklist::Images>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
@@ -152,7 +154,15 @@ async fn page_for(
             outcome: e.outcome.as_str().to_owned(),
         })
         .collect();
+    let images = state
+        .store
+        .dicom_study_summary(user.org_id, &study.study_instance_uid)
+        .await
+        .map_err(internal)?
+        .as_ref()
+        .map(super::worklist::Images::of);
     Ok(StudyPage {
+        images,
         assets: crate::assets::urls(),
         nav: Nav::of(user),
         id: study.id.to_string(),

@@ -133,6 +133,60 @@ pub struct Row {
     notice: Option<String>,
     /// The list to return to after a plain (script-less) form post.
     back: String,
+    /// The study's Study Instance UID (to find its images).
+    uid: String,
+    /// What the archive holds for the study, when it has images.
+    images: Option<Images>,
+}
+
+/// The DICOM columns of a study with images in the archive.
+pub struct Images {
+    /// e.g. `CT, SR`.
+    pub modalities: String,
+    pub series: i64,
+    pub instances: i64,
+    /// `YYYY-MM-DD`, or empty when the images have no StudyDate.
+    pub study_date: String,
+}
+
+impl Images {
+    pub fn of(summary: &lightbox_store::DicomStudySummary) -> Images {
+        Images {
+            modalities: summary.modalities.join(", "),
+            series: summary.series_count,
+            instances: summary.instance_count,
+            study_date: summary
+                .study_date
+                .as_deref()
+                .map(dicom_date)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// DICOM's `YYYYMMDD` as `YYYY-MM-DD` (anything else as it is).
+fn dicom_date(d: &str) -> String {
+    let d = d.trim();
+    if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])
+    } else {
+        d.to_owned()
+    }
+}
+
+/// Fills in the DICOM columns of `rows` with one query. A failure leaves
+/// them empty (logged): the worklist itself is still right.
+pub(super) async fn with_images(state: &WebState, user: &WebUser, mut rows: Vec<Row>) -> Vec<Row> {
+    let uids: Vec<&str> = rows.iter().map(|r| r.uid.as_str()).collect();
+    match state.store.dicom_study_summaries(user.org_id, &uids).await {
+        Ok(found) => {
+            for row in &mut rows {
+                row.images = found.get(&row.uid).map(Images::of);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "worklist: the archive's columns are unavailable"),
+    }
+    rows
 }
 
 pub(super) fn when(t: Timestamp) -> String {
@@ -171,6 +225,8 @@ impl Row {
             can_uncancel: manager && study.is_cancelled,
             notice: None,
             back: back.to_owned(),
+            uid: study.study_instance_uid.clone(),
+            images: None,
         }
     }
 }
@@ -284,6 +340,7 @@ pub async fn page(
         .iter()
         .map(|s| Row::of(s, &user, &back))
         .collect();
+    let rows = with_images(&state, &user, rows).await;
     let more = page.next_after.map(|last| {
         let cursor = encode_cursor(CURSOR_KIND, last.as_str());
         let sep = if back.contains('?') { '&' } else { '?' };
@@ -443,6 +500,7 @@ async fn act(
     }
     let mut row = Row::of(&study, &user, &back);
     row.notice = notice;
+    let row = with_images(&state, &user, vec![row]).await.remove(0);
     answer(&headers, status, row)
 }
 

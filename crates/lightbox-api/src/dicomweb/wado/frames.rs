@@ -96,7 +96,9 @@ pub async fn bulk(
         return serve_frames(state, instance, (1..=count).collect(), choice).await;
     }
     let multipart_wanted = negotiate_octets(&ranges).ok_or_else(|| {
-        not_acceptable("bulk data is served as application/octet-stream (multipart/related or bare)")
+        not_acceptable(
+            "bulk data is served as application/octet-stream (multipart/related or bare)",
+        )
     })?;
     // Everything but Pixel Data lies before it: read no further.
     let end = match instance.pixel_data_offset {
@@ -112,17 +114,15 @@ pub async fn bulk(
     } else {
         whole_file(&state, &instance).await?
     };
-    let value = convert(move || {
-        transcode::element_bytes(&file, tag.0, tag.1)
-    })
-    .await?
-    .map_err(|e| match e {
-        TranscodeError::NoSuchElement(..) => ApiError::not_found(format!(
-            "instance {} has no bulk data ({:04X},{:04X})",
-            instance.sop_instance_uid, tag.0, tag.1
-        )),
-        other => conversion_error(&instance, other),
-    })?;
+    let value = convert(move || transcode::element_bytes(&file, tag.0, tag.1))
+        .await?
+        .map_err(|e| match e {
+            TranscodeError::NoSuchElement(..) => ApiError::not_found(format!(
+                "instance {} has no bulk data ({:04X},{:04X})",
+                instance.sop_instance_uid, tag.0, tag.1
+            )),
+            other => conversion_error(&instance, other),
+        })?;
     let length = value.len() as u64;
     if !multipart_wanted {
         return Ok(single(
@@ -291,7 +291,10 @@ fn respond(choice: &FrameChoice, part_type: &str, frames: Vec<Bytes>) -> Respons
 }
 
 enum FrameRead {
-    Native(NativePixels, lightbox_dicom::dicomweb::wado::frames::NativeRead),
+    Native(
+        NativePixels,
+        lightbox_dicom::dicomweb::wado::frames::NativeRead,
+    ),
     Ranges(Vec<Range<u64>>),
 }
 
@@ -417,7 +420,8 @@ fn frame_count(instance: &WadoInstance) -> u32 {
 
 /// `GGGGEEEE`, eight hex digits.
 fn parse_tag(tag: &str) -> Result<(u16, u16), ApiError> {
-    let bad = || ApiError::bad_request(format!("`{tag}` is not a tag (eight hex digits, GGGGEEEE)"));
+    let bad =
+        || ApiError::bad_request(format!("`{tag}` is not a tag (eight hex digits, GGGGEEEE)"));
     if tag.len() != 8 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
@@ -443,7 +447,9 @@ fn stored_frame_error(instance: &WadoInstance, e: FrameError) -> ApiError {
 
 fn conversion_error(instance: &WadoInstance, e: TranscodeError) -> ApiError {
     match e {
-        TranscodeError::Frame(FrameError::OutOfRange { .. }) => ApiError::bad_request(e.to_string()),
+        TranscodeError::Frame(FrameError::OutOfRange { .. }) => {
+            ApiError::bad_request(e.to_string())
+        }
         TranscodeError::Unreadable(_) => {
             tracing::error!(sop = %instance.sop_instance_uid, error = %e, "a stored instance cannot be read");
             ApiError::from(lightbox_domain::Error::Internal(e.to_string()))

@@ -42,7 +42,10 @@ pub fn routes() -> Router<AppState> {
             get(metadata::series),
         )
         .route(&format!("{INSTANCE}/metadata"), get(metadata::instance))
-        .route(&format!("{INSTANCE}/frames/{{frames}}"), get(frames::frames))
+        .route(
+            &format!("{INSTANCE}/frames/{{frames}}"),
+            get(frames::frames),
+        )
         .route(&format!("{INSTANCE}/bulk/{{tag}}"), get(frames::bulk))
 }
 

@@ -18,8 +18,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use lightbox_dicom::dicomweb::wado::accept::{negotiate_dicom, Syntax};
-use lightbox_dicom::dicomweb::wado::transcode::{self, MAX_FILE_BYTES};
 use lightbox_dicom::dicomweb::wado::can_serve_as;
+use lightbox_dicom::dicomweb::wado::transcode::{self, MAX_FILE_BYTES};
 use lightbox_store::WadoInstance;
 
 /// The most instances one retrieve streams; a larger study is retrieved
@@ -82,23 +82,28 @@ async fn retrieve(
                     && i.size_bytes.max(0) as u64 <= MAX_FILE_BYTES)
         })
     };
-    let choice = negotiate_dicom(&accept(&headers), single_instance, producible).ok_or_else(|| {
-        let stored: std::collections::BTreeSet<&str> = instances
-            .iter()
-            .map(|i| i.transfer_syntax_uid.as_str())
-            .collect();
-        not_acceptable(format!(
-            "served as multipart/related; type=\"application/dicom\" with transfer-syntax=* \
+    let choice =
+        negotiate_dicom(&accept(&headers), single_instance, producible).ok_or_else(|| {
+            let stored: std::collections::BTreeSet<&str> = instances
+                .iter()
+                .map(|i| i.transfer_syntax_uid.as_str())
+                .collect();
+            not_acceptable(format!(
+                "served as multipart/related; type=\"application/dicom\" with transfer-syntax=* \
              (stored: {}), or an uncompressed one (1.2.840.10008.1.2.1, 1.2.840.10008.1.2, \
              1.2.840.10008.1.2.1.99) when every instance can be decoded",
-            stored.into_iter().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
+                stored.into_iter().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
     let target = match choice.syntax {
         Syntax::Stored => None,
         Syntax::Uid(ts) => Some(ts),
     };
-    let converts = |i: &WadoInstance| target.as_ref().is_some_and(|ts| *ts != i.transfer_syntax_uid);
+    let converts = |i: &WadoInstance| {
+        target
+            .as_ref()
+            .is_some_and(|ts| *ts != i.transfer_syntax_uid)
+    };
     let part_type = |i: &WadoInstance| {
         format!(
             "application/dicom; transfer-syntax={}",
@@ -119,7 +124,11 @@ async fn retrieve(
                 .get(&instance.blob_key)
                 .await
                 .map_err(|e| blob_error(&instance.blob_key, e))?;
-            Ok(single("application/dicom", Body::from_stream(file), Some(length)))
+            Ok(single(
+                "application/dicom",
+                Body::from_stream(file),
+                Some(length),
+            ))
         };
     }
 
@@ -176,7 +185,8 @@ async fn part(
     ready: Option<Bytes>,
 ) -> BoxStream<'static, Result<Bytes, BoxError>> {
     let head = stream::once(async move { Ok::<Bytes, BoxError>(head) });
-    let body: Result<BoxStream<'static, Result<Bytes, BoxError>>, ApiError> = match (ready, target) {
+    let body: Result<BoxStream<'static, Result<Bytes, BoxError>>, ApiError> = match (ready, target)
+    {
         (Some(bytes), _) => Ok(stream::once(async move { Ok(bytes) }).boxed()),
         (None, Some(ts)) if ts != instance.transfer_syntax_uid => {
             match transcoded(&state, &instance, ts).await {

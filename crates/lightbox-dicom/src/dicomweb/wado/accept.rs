@@ -169,6 +169,7 @@ pub fn negotiate_frames(
         };
         let ts = range.param("transfer-syntax");
         let choice = match kind.as_str() {
+            "*/*" if ts.is_none_or(|ts| ts == "*") => Some(as_stored(None)),
             "application/octet-stream" | "application/*" | "*/*" => match ts {
                 Some("*") => Some(as_stored(None)),
                 None | Some(EXPLICIT_LE) | Some(IMPLICIT_LE) => {
@@ -209,7 +210,10 @@ pub fn negotiate_octets(ranges: &[MediaType]) -> Option<bool> {
         "*/*" | "multipart/*" => Some(true),
         "multipart/related"
             if r.param("type").is_none_or(|t| {
-                t.eq_ignore_ascii_case("application/octet-stream")
+                matches!(
+                    t.to_ascii_lowercase().as_str(),
+                    "application/octet-stream" | "application/*" | "*/*"
+                )
             }) =>
         {
             Some(true)
@@ -240,7 +244,10 @@ mod tests {
         assert_eq!(dicom(Some(""), false), stored);
         assert_eq!(dicom(Some("*/*"), false), stored);
         assert_eq!(
-            dicom(Some(r#"multipart/related; type="application/dicom""#), false),
+            dicom(
+                Some(r#"multipart/related; type="application/dicom""#),
+                false
+            ),
             stored
         );
         assert_eq!(
@@ -252,7 +259,9 @@ mod tests {
         );
         assert_eq!(
             dicom(
-                Some(r#"multipart/related; type="application/dicom"; transfer-syntax="1.2.840.10008.1.2""#),
+                Some(
+                    r#"multipart/related; type="application/dicom"; transfer-syntax="1.2.840.10008.1.2""#
+                ),
                 false
             ),
             Some(DicomChoice {
@@ -310,7 +319,9 @@ mod tests {
 
     #[test]
     fn frames_without_a_transfer_syntax_are_uncompressed() {
-        let plain = media_ranges(Some(r#"multipart/related; type="application/octet-stream""#));
+        let plain = media_ranges(Some(
+            r#"multipart/related; type="application/octet-stream""#,
+        ));
         let choice = negotiate_frames(&plain, JPEG, false).unwrap();
         assert_eq!(choice.syntax, FrameSyntax::Decoded);
         assert_eq!(choice.transfer_syntax, EXPLICIT_LE);

@@ -180,12 +180,13 @@ pub fn fragment_ranges(
     frames: &[Vec<(u64, u32)>],
     number: u32,
 ) -> Result<Vec<Range<u64>>, FrameError> {
-    let fragments = frames
-        .get((number as usize).wrapping_sub(1))
-        .ok_or(FrameError::OutOfRange {
-            frame: number,
-            frames: frames.len() as u32,
-        })?;
+    let fragments =
+        frames
+            .get((number as usize).wrapping_sub(1))
+            .ok_or(FrameError::OutOfRange {
+                frame: number,
+                frames: frames.len() as u32,
+            })?;
     Ok(fragments
         .iter()
         .map(|(offset, length)| *offset..*offset + u64::from(*length))
@@ -250,7 +251,10 @@ mod tests {
     fn big_endian_samples_are_swapped() {
         let px = pixels(16, 1, true);
         let read = px.frame(1).unwrap();
-        assert_eq!(px.finish(&read, vec![0x01, 0x02, 0x03, 0x04]), vec![0x02, 0x01, 0x04, 0x03]);
+        assert_eq!(
+            px.finish(&read, vec![0x01, 0x02, 0x03, 0x04]),
+            vec![0x02, 0x01, 0x04, 0x03]
+        );
         let px32 = pixels(32, 1, true);
         assert_eq!(px32.finish(&read, vec![1, 2, 3, 4]), vec![4, 3, 2, 1]);
         let px8 = pixels(8, 1, true);

@@ -39,8 +39,7 @@ pub fn write_instance(out: &mut String, row: &InstanceMetadata, instance_url: &s
         if body.trim_end() != "{" {
             out.push(',');
         }
-        let vr = if !is_native(&row.transfer_syntax_uid) || row.bits_allocated.unwrap_or(16) <= 8
-        {
+        let vr = if !is_native(&row.transfer_syntax_uid) || row.bits_allocated.unwrap_or(16) <= 8 {
             "OB"
         } else {
             "OW"

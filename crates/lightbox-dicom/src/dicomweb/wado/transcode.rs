@@ -76,7 +76,11 @@ pub fn frames_from_file(
     decode: bool,
 ) -> Result<Frames, TranscodeError> {
     let obj = open(file)?;
-    let stored_ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_owned();
+    let stored_ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_owned();
     let frame_count = number_of_frames(&obj);
     let pixel_data = obj
         .get(tags::PIXEL_DATA)
