@@ -59,14 +59,3 @@ def store(srv: LightboxServer, org: Org, datasets: list[pydicom.Dataset], fresh:
         datasets = renamed(datasets)
     dicomweb(srv, org).store_instances(datasets)
     return datasets
-
-
-def store_renamed(srv: LightboxServer, org: Org, datasets: list[pydicom.Dataset]) -> list[pydicom.Dataset]:
-    """Like `store(fresh=True)`, with the file meta's SOP Instance UID following
-    the new one (pydicom 3 answers `"file_meta" in ds` with False and a warning,
-    so `renamed` leaves it behind and the server refuses the mismatch, 0xA900)."""
-    datasets = renamed(datasets)
-    for ds in datasets:
-        if getattr(ds, "file_meta", None) is not None:
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return store(srv, org, datasets, fresh=False)

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from conftest import REPO
-from dicom_data import read, store_renamed
+from dicom_data import read, store
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
@@ -146,8 +146,8 @@ def test_a_study_link_opens_ohif_and_shows_the_image(start_server, browser):
     needed("the OHIF viewer", (OHIF_DIR / "index.html").exists(), f"run scripts/fetch-ohif {OHIF_DIR}")
     server = start_server("--ohif-dir", str(OHIF_DIR))
     org = server.new_org()
-    ct = store_renamed(server, org, [read("CT_small.dcm")])[0]
-    other = store_renamed(server, org, [read("MR_small.dcm")])[0]
+    ct = store(server, org, [read("CT_small.dcm")])[0]
+    other = store(server, org, [read("MR_small.dcm")])[0]
     reply = httpx.post(f"{server.base_url}/v1/viewer/studies/reroute-url",
                        headers={"Authorization": f"Bearer {org.api_key}"},
                        json={"studyInstanceUid": ct.StudyInstanceUID}, timeout=10)

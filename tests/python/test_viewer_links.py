@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import LightboxServer, Org, new_uid
-from dicom_data import read, store_renamed as store
+from dicom_data import read, store
 
 COOKIE = "lightbox_viewer"
 
