@@ -3,8 +3,8 @@
 //! The six resources share one handler: read the query string into a typed
 //! search (`lightbox_dicom::dicomweb::qido`), run it in the caller's
 //! organization and scope, answer `application/dicom+json`. No match is
-//! `200 []` (PS3.18 allows 204 too, but dicomweb-client's JavaScript, which
-//! OHIF uses, reads a 204's empty body as null). A path naming a study or
+//! `200 []` (PS3.18 allows 204 too, but an empty array needs no special case
+//! in any client, an empty body might). A path naming a study or
 //! series the caller cannot see is 404, as everywhere else. What was not
 //! honoured (a cut page, ignored keys, fuzzy matching) is a `Warning: 299`.
 
