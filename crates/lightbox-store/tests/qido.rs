@@ -102,8 +102,14 @@ async fn a_scoped_caller_finds_only_its_studies(store: &Store) {
 
     let scope = vec!["1.2".to_owned(), "1.3".to_owned()];
     let studies = query(Level::Study, vec![]);
-    assert_eq!(found(store, acme, None, &studies).await, ["1.1", "1.2", "1.3"]);
-    assert_eq!(found(store, acme, Some(&scope), &studies).await, ["1.2", "1.3"]);
+    assert_eq!(
+        found(store, acme, None, &studies).await,
+        ["1.1", "1.2", "1.3"]
+    );
+    assert_eq!(
+        found(store, acme, Some(&scope), &studies).await,
+        ["1.2", "1.3"]
+    );
     assert_eq!(found(store, other, Some(&scope), &studies).await, ["1.2"]);
     assert!(found(store, acme, Some(&[]), &studies).await.is_empty());
 
@@ -161,13 +167,21 @@ async fn a_scoped_caller_finds_only_its_studies(store: &Store) {
     };
     let wild = |s: &str| Pattern::Wildcard(s.into());
     assert_eq!(found(store, acme, None, &name(wild("50%*"))).await, ["1.3"]);
-    assert!(found(store, acme, None, &name(wild("5_%*"))).await.is_empty());
+    assert!(found(store, acme, None, &name(wild("5_%*")))
+        .await
+        .is_empty());
     assert_eq!(
         found(store, acme, None, &name(wild("doe^j?n*"))).await,
         ["1.1"]
     );
     assert_eq!(
-        found(store, acme, None, &name(Pattern::Literal("doe^john".into()))).await,
+        found(
+            store,
+            acme,
+            None,
+            &name(Pattern::Literal("doe^john".into()))
+        )
+        .await,
         ["1.2"]
     );
     let injection = name(Pattern::Literal("x' OR '1'='1".into()));

@@ -66,7 +66,14 @@ async fn study_series(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let study = path_uid("StudyInstanceUID", &study)?;
-    search(state, caller, Resource::StudySeries { study }, query, headers).await
+    search(
+        state,
+        caller,
+        Resource::StudySeries { study },
+        query,
+        headers,
+    )
+    .await
 }
 
 async fn study_instances(
@@ -77,7 +84,14 @@ async fn study_instances(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let study = path_uid("StudyInstanceUID", &study)?;
-    search(state, caller, Resource::StudyInstances { study }, query, headers).await
+    search(
+        state,
+        caller,
+        Resource::StudyInstances { study },
+        query,
+        headers,
+    )
+    .await
 }
 
 async fn series_instances(
@@ -167,9 +181,14 @@ fn accepts_json(accept: Option<&str>) -> bool {
     };
     accept.split(',').any(|range| {
         let media = range.split(';').next().unwrap_or("").trim();
-        ["*/*", "application/*", "application/json", "application/dicom+json"]
-            .iter()
-            .any(|ok| media.eq_ignore_ascii_case(ok))
+        [
+            "*/*",
+            "application/*",
+            "application/json",
+            "application/dicom+json",
+        ]
+        .iter()
+        .any(|ok| media.eq_ignore_ascii_case(ok))
     })
 }
 
@@ -181,8 +200,12 @@ mod tests {
     fn accept_headers_clients_send_are_admitted() {
         assert!(accepts_json(None));
         assert!(accepts_json(Some("application/dicom+json")));
-        assert!(accepts_json(Some("application/dicom+json, application/json")));
+        assert!(accepts_json(Some(
+            "application/dicom+json, application/json"
+        )));
         assert!(accepts_json(Some("*/*;q=0.8")));
-        assert!(!accepts_json(Some("multipart/related; type=\"application/dicom+xml\"")));
+        assert!(!accepts_json(Some(
+            "multipart/related; type=\"application/dicom+xml\""
+        )));
     }
 }
