@@ -34,6 +34,7 @@ mod sql;
 mod studies;
 mod users;
 mod wado;
+pub use wado::{InstanceMetadata, WadoInstance, WadoScope};
 mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
