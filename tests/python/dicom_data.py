@@ -60,14 +60,3 @@ def store(srv: LightboxServer, org: Org, datasets: list[pydicom.Dataset], fresh:
     dicomweb(srv, org).store_instances(datasets)
     return datasets
 
-
-def renamed_with_meta(datasets: list[pydicom.Dataset]) -> list[pydicom.Dataset]:
-    """`renamed`, with each file meta's MediaStorageSOPInstanceUID following its
-    new SOP Instance UID (`"file_meta" in ds` is no membership test in pydicom 3,
-    so `renamed` leaves the old one, and Lightbox refuses the mismatch with 0xA900)."""
-    datasets = renamed(datasets)
-    for ds in datasets:
-        meta = getattr(ds, "file_meta", None)
-        if meta is not None and "MediaStorageSOPInstanceUID" in meta:
-            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return datasets

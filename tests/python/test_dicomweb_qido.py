@@ -22,7 +22,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from conftest import LightboxServer, Org
-from dicom_data import CHARSET_FILES, dicomdir_studies, dicomweb, renamed_with_meta, store
+from dicom_data import CHARSET_FILES, dicomdir_studies, dicomweb, renamed, store
 from orthanc import Orthanc, orthanc  # noqa: F401  (the module-scoped fixture)
 
 JSON = {"Accept": "application/dicom+json"}
@@ -44,7 +44,7 @@ def charset_studies() -> list[pydicom.Dataset]:
 @pytest.fixture(scope="module")
 def archive() -> list[pydicom.Dataset]:
     """The module's files under fresh UIDs, the same for Lightbox and Orthanc."""
-    return renamed_with_meta(dicomdir_studies()) + charset_studies()
+    return renamed(dicomdir_studies()) + charset_studies()
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_every_study_is_listed_with_its_counts_modalities_and_retrieve_url(serve
 
 
 def test_studies_come_newest_first(server, org):
-    older, newer = renamed_with_meta(dicomdir_studies()[:1]), renamed_with_meta(dicomdir_studies()[:1])
+    older, newer = renamed(dicomdir_studies()[:1]), renamed(dicomdir_studies()[:1])
     store(server, org, older, fresh=False)
     time.sleep(0.05)
     store(server, org, newer, fresh=False)
