@@ -33,10 +33,12 @@ mod settings;
 mod sql;
 mod studies;
 mod users;
+mod thumbnails;
 mod wado;
 mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
+pub use thumbnails::RepresentativeInstance;
 mod web_sessions;
 
 pub use changes::StudyChange;
