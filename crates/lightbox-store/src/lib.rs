@@ -32,8 +32,8 @@ mod qido;
 mod settings;
 mod sql;
 mod studies;
-mod users;
 mod thumbnails;
+mod users;
 mod wado;
 mod webhooks;
 

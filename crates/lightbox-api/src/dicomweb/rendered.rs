@@ -129,7 +129,12 @@ async fn series_thumbnail(
     serve(state, caller, target, Kind::Thumbnail, query, headers).await
 }
 
-fn instance_target(study: &str, series: &str, instance: &str, frame: u32) -> Result<Target, ApiError> {
+fn instance_target(
+    study: &str,
+    series: &str,
+    instance: &str,
+    frame: u32,
+) -> Result<Target, ApiError> {
     Ok(Target::Instance(
         path_uid("StudyInstanceUID", study)?,
         path_uid("SeriesInstanceUID", series)?,
@@ -212,7 +217,9 @@ fn options(query: &[(String, String)]) -> Result<Options, ApiError> {
         let name = name.as_str();
         if ["window", "viewport", "quality", "accept"].contains(&name) {
             if seen.contains(&name) {
-                return Err(ApiError::bad_request(format!("`{name}` is given more than once")));
+                return Err(ApiError::bad_request(format!(
+                    "`{name}` is given more than once"
+                )));
             }
             seen.push(name);
         }
@@ -282,15 +289,23 @@ struct Source {
     max_age: u32,
 }
 
-async fn find(state: &AppState, caller: &DicomwebCaller, target: Target) -> Result<Source, ApiError> {
+async fn find(
+    state: &AppState,
+    caller: &DicomwebCaller,
+    target: Target,
+) -> Result<Source, ApiError> {
     match target {
         Target::Study(study) => {
             let found = if caller.can_read(&study) {
-                state.store.study_representative(caller.org_id, &study).await?
+                state
+                    .store
+                    .study_representative(caller.org_id, &study)
+                    .await?
             } else {
                 None
             };
-            let r = found.ok_or_else(|| ApiError::not_found(format!("no study {study} with images")))?;
+            let r = found
+                .ok_or_else(|| ApiError::not_found(format!("no study {study} with images")))?;
             Ok(Source {
                 study: r.study_instance_uid,
                 sha256: r.sha256,
@@ -400,17 +415,26 @@ async fn serve(
                 "too many images are being rendered; retry shortly",
             )
         })?
-        .map_err(|_| ApiError::from(lightbox_domain::Error::Internal("render semaphore closed".into())))?;
+        .map_err(|_| {
+            ApiError::from(lightbox_domain::Error::Internal(
+                "render semaphore closed".into(),
+            ))
+        })?;
     let file = read_file(&state, &source.blob_key, max).await?;
     let rendered = tokio::task::spawn_blocking(move || render::render(&file, &request))
         .await
-        .map_err(|e| ApiError::from(lightbox_domain::Error::Internal(format!("render task: {e}"))))?
+        .map_err(|e| {
+            ApiError::from(lightbox_domain::Error::Internal(format!(
+                "render task: {e}"
+            )))
+        })?
         .map_err(render_error)?;
 
     let mut response = rendered.bytes.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(rendered.content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(rendered.content_type),
+    );
     set_cache_headers(&mut response, &etag, &cache_control);
     Ok(response)
 }
@@ -443,14 +467,24 @@ fn etag(source: &Source, request: &RenderRequest, kind: Kind) -> String {
         &source.sha256[..source.sha256.len().min(32)],
         source.frame,
         if kind == Kind::Thumbnail { "t" } else { "r" },
-        if request.format == Format::Png { "png" } else { "jpg" },
+        if request.format == Format::Png {
+            "png"
+        } else {
+            "jpg"
+        },
         request.quality,
         window,
         viewport,
     );
     let tag: String = tag
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("\"{tag}\"")
 }
@@ -459,9 +493,15 @@ fn etag(source: &Source, request: &RenderRequest, kind: Kind) -> String {
 async fn read_file(state: &AppState, blob_key: &str, max: u64) -> Result<Vec<u8>, ApiError> {
     let unreadable = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, key = %blob_key, "an indexed instance's file cannot be read");
-        ApiError::from(lightbox_domain::Error::Internal("an indexed instance has no readable file".into()))
+        ApiError::from(lightbox_domain::Error::Internal(
+            "an indexed instance has no readable file".into(),
+        ))
     };
-    let (mut stream, len) = state.blobs.get(blob_key).await.map_err(|e| unreadable(&e))?;
+    let (mut stream, len) = state
+        .blobs
+        .get(blob_key)
+        .await
+        .map_err(|e| unreadable(&e))?;
     if len > max {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -497,7 +537,11 @@ fn render_error(e: RenderError) -> ApiError {
         | RenderError::Undecodable(_)
         | RenderError::Unreadable(_) => {
             tracing::info!(error = %e, "an instance cannot be rendered");
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", e.to_string())
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+                e.to_string(),
+            )
         }
     }
 }
@@ -514,13 +558,25 @@ mod tests {
         assert_eq!(negotiate(Some("image/*")), Some(Format::Jpeg));
         assert_eq!(negotiate(Some("image/png")), Some(Format::Png));
         assert_eq!(negotiate(Some("IMAGE/PNG; q=1")), Some(Format::Png));
-        assert_eq!(negotiate(Some("image/jpeg;q=0.5, image/png")), Some(Format::Png));
-        assert_eq!(negotiate(Some("image/jpeg; q=\"0.9\", image/png; q=0.4")), Some(Format::Jpeg));
-        assert_eq!(negotiate(Some("application/pdf, image/png")), Some(Format::Png));
+        assert_eq!(
+            negotiate(Some("image/jpeg;q=0.5, image/png")),
+            Some(Format::Png)
+        );
+        assert_eq!(
+            negotiate(Some("image/jpeg; q=\"0.9\", image/png; q=0.4")),
+            Some(Format::Jpeg)
+        );
+        assert_eq!(
+            negotiate(Some("application/pdf, image/png")),
+            Some(Format::Png)
+        );
         assert_eq!(negotiate(Some("application/pdf")), None);
         assert_eq!(negotiate(Some("image/gif")), None);
         assert_eq!(negotiate(Some("image/png; q=0")), None);
-        assert_eq!(negotiate(Some(r#"multipart/related; type="application/dicom""#)), None);
+        assert_eq!(
+            negotiate(Some(r#"multipart/related; type="application/dicom""#)),
+            None
+        );
     }
 
     #[test]
@@ -528,7 +584,11 @@ mod tests {
         assert_eq!(frame_number("1").unwrap(), 1);
         assert_eq!(frame_number("30").unwrap(), 30);
         for bad in ["0", "-1", "1,2", "x", ""] {
-            assert_eq!(frame_number(bad).unwrap_err().status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(
+                frame_number(bad).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
         }
     }
 
@@ -542,8 +602,17 @@ mod tests {
                     .collect::<Vec<_>>(),
             )
         };
-        assert!(q(&[("window", "40,400"), ("viewport", "64,64"), ("quality", "50"), ("annotation", "patient")]).is_ok());
-        assert_eq!(q(&[("quality", "0")]).err().unwrap().field.as_deref(), Some("quality"));
+        assert!(q(&[
+            ("window", "40,400"),
+            ("viewport", "64,64"),
+            ("quality", "50"),
+            ("annotation", "patient")
+        ])
+        .is_ok());
+        assert_eq!(
+            q(&[("quality", "0")]).err().unwrap().field.as_deref(),
+            Some("quality")
+        );
         assert!(q(&[("window", "40,400"), ("window", "1,2")]).is_err());
         assert!(q(&[("viewport", "0,0")]).is_err());
         assert!(q(&[("viewport", "100000,100000")]).is_err());

@@ -16,7 +16,9 @@ pub(crate) fn encode(image: &Image, format: Format, quality: u8) -> Result<Vec<u
             });
             encoder.set_depth(png::BitDepth::Eight);
             let mut writer = encoder.write_header().map_err(|e| failed(&e))?;
-            writer.write_image_data(&image.data).map_err(|e| failed(&e))?;
+            writer
+                .write_image_data(&image.data)
+                .map_err(|e| failed(&e))?;
             writer.finish().map_err(|e| failed(&e))?;
             Ok(out)
         }

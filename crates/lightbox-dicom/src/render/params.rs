@@ -78,7 +78,11 @@ impl Window {
             }
         };
         // PS3.3 C.11.2.1.2: LINEAR needs a width of at least 1, the others more than 0.
-        let least = if function == VoiFunction::Linear { 1.0 } else { f64::MIN_POSITIVE };
+        let least = if function == VoiFunction::Linear {
+            1.0
+        } else {
+            f64::MIN_POSITIVE
+        };
         if width < least {
             return Err(bad(
                 "window",
@@ -99,9 +103,8 @@ impl Window {
             VoiFunction::Linear => {
                 if x <= c - 0.5 - (w - 1.0) / 2.0 {
                     0.0
-                } else if x > c - 0.5 + (w - 1.0) / 2.0 {
-                    1.0
-                } else if w <= 1.0 {
+                } else if x > c - 0.5 + (w - 1.0) / 2.0 || w <= 1.0 {
+                    // A width of 1 is a threshold (and no division by zero).
                     1.0
                 } else {
                     (x - (c - 0.5)) / (w - 1.0) + 0.5
@@ -143,7 +146,10 @@ impl Viewport {
         }
         let side = |s: &str, name: &str| -> Result<u32, ParamError> {
             let v: u64 = s.parse().map_err(|_| {
-                bad("viewport", format!("{name} `{s}` is not a whole number of pixels"))
+                bad(
+                    "viewport",
+                    format!("{name} `{s}` is not a whole number of pixels"),
+                )
             })?;
             if v == 0 || v > u64::from(MAX_SIDE) {
                 return Err(bad(
@@ -157,18 +163,22 @@ impl Viewport {
         let height = side(parts[1], "vh")?;
         let region = if parts.len() == 6 {
             let origin = |s: &str, name: &str| -> Result<u32, ParamError> {
-                s.parse::<u32>().map_err(|_| {
-                    bad("viewport", format!("{name} `{s}` is not a pixel offset"))
-                })
+                s.parse::<u32>()
+                    .map_err(|_| bad("viewport", format!("{name} `{s}` is not a pixel offset")))
             };
             let extent = |s: &str, name: &str| -> Result<i64, ParamError> {
                 let v: i64 = s.parse().map_err(|_| {
-                    bad("viewport", format!("{name} `{s}` is not a whole number of pixels"))
+                    bad(
+                        "viewport",
+                        format!("{name} `{s}` is not a whole number of pixels"),
+                    )
                 })?;
                 if v == 0 || v.unsigned_abs() > 1 << 20 {
                     return Err(bad(
                         "viewport",
-                        format!("{name} must be a non-zero number of pixels within the image, got {v}"),
+                        format!(
+                            "{name} must be a non-zero number of pixels within the image, got {v}"
+                        ),
                     ));
                 }
                 Ok(v)
@@ -207,11 +217,30 @@ mod tests {
     #[test]
     fn windows_read_as_center_width_and_function() {
         let w = Window::parse("40,400").unwrap();
-        assert_eq!((w.center, w.width, w.function), (40.0, 400.0, VoiFunction::Linear));
+        assert_eq!(
+            (w.center, w.width, w.function),
+            (40.0, 400.0, VoiFunction::Linear)
+        );
         let w = Window::parse("-600, 1500 ,SIGMOID").unwrap();
-        assert_eq!((w.center, w.width, w.function), (-600.0, 1500.0, VoiFunction::Sigmoid));
-        assert_eq!(Window::parse("1,0.5,linear-exact").unwrap().function, VoiFunction::LinearExact);
-        for bad in ["", "40", "40,0", "40,-1", "a,400", "40,400,cubic", "40,400,linear,1", "NaN,4", "1,inf"] {
+        assert_eq!(
+            (w.center, w.width, w.function),
+            (-600.0, 1500.0, VoiFunction::Sigmoid)
+        );
+        assert_eq!(
+            Window::parse("1,0.5,linear-exact").unwrap().function,
+            VoiFunction::LinearExact
+        );
+        for bad in [
+            "",
+            "40",
+            "40,0",
+            "40,-1",
+            "a,400",
+            "40,400,cubic",
+            "40,400,linear,1",
+            "NaN,4",
+            "1,inf",
+        ] {
             assert!(Window::parse(bad).is_err(), "{bad} should be refused");
         }
     }
@@ -235,11 +264,32 @@ mod tests {
     fn viewports_are_bounded() {
         assert_eq!(
             Viewport::parse("128,64").unwrap(),
-            Viewport { width: 128, height: 64, region: None }
+            Viewport {
+                width: 128,
+                height: 64,
+                region: None
+            }
         );
         let v = Viewport::parse("100,100,10,20,-30,40").unwrap();
-        assert_eq!(v.region, Some(Region { x: 10, y: 20, width: -30, height: 40 }));
-        for bad in ["0,0", "100000,100000", "10", "10,10,1", "-5,10", "10,10,0,0,0,5", "x,y", "4097,1"] {
+        assert_eq!(
+            v.region,
+            Some(Region {
+                x: 10,
+                y: 20,
+                width: -30,
+                height: 40
+            })
+        );
+        for bad in [
+            "0,0",
+            "100000,100000",
+            "10",
+            "10,10,1",
+            "-5,10",
+            "10,10,0,0,0,5",
+            "x,y",
+            "4097,1",
+        ] {
             assert!(Viewport::parse(bad).is_err(), "{bad} should be refused");
         }
     }

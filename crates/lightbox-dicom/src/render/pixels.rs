@@ -15,8 +15,8 @@ use super::{Image, RenderError};
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::{PixelDecoder, PixelRepresentation, PlanarConfiguration};
-use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_transfer_syntax_registry::TransferSyntaxIndex;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 /// JPEG Baseline, Extended, Lossless and Lossless SV1: the syntaxes whose
 /// decoder hands back RGB for three-sample images, whatever was declared.
@@ -32,7 +32,10 @@ fn text(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<String> {
         .ok()
         .flatten()
         .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_owned())
+        .map(|s| {
+            s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                .to_owned()
+        })
 }
 
 fn int(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<i64> {
@@ -58,7 +61,11 @@ pub(crate) fn frame_image(
     if obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
         return Err(RenderError::NoPixelData);
     }
-    let ts_uid = obj.meta().transfer_syntax().trim_end_matches('\0').to_owned();
+    let ts_uid = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_owned();
     let ts = TransferSyntaxRegistry
         .get(&ts_uid)
         .filter(|ts| ts.can_decode_all())
@@ -71,7 +78,9 @@ pub(crate) fn frame_image(
         });
     }
     let declared = text(obj, tags::PHOTOMETRIC_INTERPRETATION)
-        .ok_or_else(|| RenderError::Unsupported("the image has no PhotometricInterpretation".into()))?
+        .ok_or_else(|| {
+            RenderError::Unsupported("the image has no PhotometricInterpretation".into())
+        })?
         .to_ascii_uppercase();
     if declared == "YBR_FULL_422" && !ts.is_encapsulated_pixel_data() {
         return native_ybr_422(obj, frame);
@@ -101,7 +110,8 @@ pub(crate) fn frame_image(
         px.pixel_representation() == PixelRepresentation::Signed,
         width as usize * height as usize * samples_per_pixel as usize,
     )?;
-    let planar = samples_per_pixel > 1 && px.planar_configuration() == PlanarConfiguration::PixelFirst;
+    let planar =
+        samples_per_pixel > 1 && px.planar_configuration() == PlanarConfiguration::PixelFirst;
     let pixels = width as usize * height as usize;
     let at = |p: usize, c: usize| {
         if planar {
@@ -130,7 +140,9 @@ pub(crate) fn frame_image(
                         .flatten()
                         .and_then(|f| f.first().copied())
                     {
-                        Some(dicom_pixeldata::VoiLutFunction::LinearExact) => VoiFunction::LinearExact,
+                        Some(dicom_pixeldata::VoiLutFunction::LinearExact) => {
+                            VoiFunction::LinearExact
+                        }
                         Some(dicom_pixeldata::VoiLutFunction::Sigmoid) => VoiFunction::Sigmoid,
                         _ => VoiFunction::Linear,
                     };
@@ -209,9 +221,9 @@ fn native_ybr_422(obj: &DefaultDicomObject, frame: u32) -> Result<Image, RenderE
         .and_then(|e| e.to_bytes().ok())
         .ok_or(RenderError::NoPixelData)?;
     let start = frame as usize * frame_bytes;
-    let data = bytes
-        .get(start..start + frame_bytes)
-        .ok_or_else(|| RenderError::Undecodable("the pixel data is shorter than its frames".into()))?;
+    let data = bytes.get(start..start + frame_bytes).ok_or_else(|| {
+        RenderError::Undecodable("the pixel data is shorter than its frames".into())
+    })?;
     let mut out = Vec::with_capacity(frame_bytes / 2 * 3);
     for quad in data.chunks_exact(4) {
         let [y1, y2, cb, cr] = [quad[0], quad[1], quad[2], quad[3]].map(f64::from);
@@ -298,7 +310,9 @@ impl<'a> Samples<'a> {
 fn min_max(values: &[f64]) -> Window {
     let (lo, hi) = values
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     if !lo.is_finite() || !hi.is_finite() {
         return Window {
             center: 0.0,
@@ -361,7 +375,8 @@ impl Palette {
         ];
         let missing = || {
             RenderError::Unsupported(
-                "PALETTE COLOR without (unsegmented) palette lookup tables cannot be rendered".into(),
+                "PALETTE COLOR without (unsegmented) palette lookup tables cannot be rendered"
+                    .into(),
             )
         };
         let mut first = 0;
@@ -416,7 +431,10 @@ impl Palette {
     }
 
     fn lookup(&self, value: i64) -> [u8; 3] {
-        let last = self.tables[0].len().min(self.tables[1].len()).min(self.tables[2].len());
+        let last = self.tables[0]
+            .len()
+            .min(self.tables[1].len())
+            .min(self.tables[2].len());
         let index = (value - self.first).clamp(0, last.saturating_sub(1) as i64) as usize;
         [0, 1, 2].map(|c| self.tables[c].get(index).copied().unwrap_or(0))
     }
@@ -431,9 +449,15 @@ mod tests {
         // 12 bits stored in 16, high bit 11: 0xF800 has garbage above bit 11.
         let data = [0x00, 0xF8, 0xFF, 0x0F, 0x00, 0x08];
         let unsigned = Samples::new(&data, 16, 12, 11, false, 3).unwrap();
-        assert_eq!([unsigned.get(0), unsigned.get(1), unsigned.get(2)], [0x800, 0xFFF, 0x800]);
+        assert_eq!(
+            [unsigned.get(0), unsigned.get(1), unsigned.get(2)],
+            [0x800, 0xFFF, 0x800]
+        );
         let signed = Samples::new(&data, 16, 12, 11, true, 3).unwrap();
-        assert_eq!([signed.get(0), signed.get(1), signed.get(2)], [-2048, -1, -2048]);
+        assert_eq!(
+            [signed.get(0), signed.get(1), signed.get(2)],
+            [-2048, -1, -2048]
+        );
         assert!(Samples::new(&data, 16, 12, 11, false, 4).is_err());
     }
 

@@ -52,9 +52,11 @@ pub(crate) fn to_viewport(
 /// The largest size with the image's aspect ratio within `target`, at least
 /// one pixel a side; never more than the image unless `may_enlarge`.
 fn fitted(width: u32, height: u32, target: (u32, u32), may_enlarge: bool) -> (u32, u32) {
-    let scale = (f64::from(target.0) / f64::from(width)).min(f64::from(target.1) / f64::from(height));
+    let scale =
+        (f64::from(target.0) / f64::from(width)).min(f64::from(target.1) / f64::from(height));
     let scale = if may_enlarge { scale } else { scale.min(1.0) };
-    let side = |v: u32, limit: u32| ((f64::from(v) * scale).round() as u32).clamp(1, limit.min(MAX_SIDE));
+    let side =
+        |v: u32, limit: u32| ((f64::from(v) * scale).round() as u32).clamp(1, limit.min(MAX_SIDE));
     (side(width, target.0), side(height, target.1))
 }
 
@@ -166,8 +168,16 @@ mod tests {
     use crate::render::params::Viewport;
 
     fn grey(width: u32, height: u32, f: impl Fn(u32, u32) -> u8) -> Image {
-        let data = (0..height).flat_map(|y| (0..width).map(move |x| (x, y))).map(|(x, y)| f(x, y)).collect();
-        Image { width, height, channels: 1, data }
+        let data = (0..height)
+            .flat_map(|y| (0..width).map(move |x| (x, y)))
+            .map(|(x, y)| f(x, y))
+            .collect();
+        Image {
+            width,
+            height,
+            channels: 1,
+            data,
+        }
     }
 
     #[test]
@@ -191,7 +201,11 @@ mod tests {
         // One-pixel stripes: sampling would give all black or all white.
         let stripes = grey(64, 64, |x, _| if x % 2 == 0 { 0 } else { 255 });
         let out = to_viewport(stripes, Some(Viewport::parse("16,16").unwrap()), None).unwrap();
-        assert!(out.data.iter().all(|&v| (100..=155).contains(&v)), "{:?}", &out.data[..16]);
+        assert!(
+            out.data.iter().all(|&v| (100..=155).contains(&v)),
+            "{:?}",
+            &out.data[..16]
+        );
     }
 
     #[test]

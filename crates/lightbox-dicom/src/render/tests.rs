@@ -21,7 +21,10 @@ fn test_file(name: &str) -> Option<Vec<u8>> {
     match std::fs::read(dir.join(name)) {
         Ok(bytes) => Some(bytes),
         Err(e) => {
-            eprintln!("skipped: pydicom's {name} is not at {} ({e})", dir.display());
+            eprintln!(
+                "skipped: pydicom's {name} is not at {} ({e})",
+                dir.display()
+            );
             None
         }
     }
@@ -51,9 +54,17 @@ const BARS: [(u32, [u8; 3]); 10] = [
 fn assert_bars(name: &str, frame: u32, tolerance: u8, inverted: bool) {
     let Some(file) = test_file(name) else { return };
     let image = decode_frame(&file, frame, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!((image.width, image.height, image.channels), (100, 100, 3), "{name}");
+    assert_eq!(
+        (image.width, image.height, image.channels),
+        (100, 100, 3),
+        "{name}"
+    );
     for (row, expected) in BARS {
-        let expected = if inverted { expected.map(|v| 255 - v) } else { expected };
+        let expected = if inverted {
+            expected.map(|v| 255 - v)
+        } else {
+            expected
+        };
         let got = pixel(&image, 50, row);
         for c in 0..3 {
             assert!(
@@ -83,7 +94,9 @@ fn ybr_is_converted_to_rgb() {
 
 #[test]
 fn monochrome1_is_the_inverse_of_monochrome2() {
-    let Some(file) = test_file("dicomdirtests/77654033/CR1/6154") else { return };
+    let Some(file) = test_file("dicomdirtests/77654033/CR1/6154") else {
+        return;
+    };
     let m1 = decode_frame(&file, 1, None).unwrap();
     let obj = OpenFileOptions::new().from_reader(&file[..]).unwrap();
     let mut m2 = obj.clone();
@@ -102,18 +115,30 @@ fn monochrome1_is_the_inverse_of_monochrome2() {
     m2.write_dataset_with_ts(&mut bytes, ts).unwrap();
     let m2 = decode_frame(&bytes[..], 1, None).unwrap();
     assert_eq!(m1.channels, 1);
-    assert!(m1.data.iter().zip(&m2.data).all(|(a, b)| u16::from(*a) + u16::from(*b) == 255));
+    assert!(m1
+        .data
+        .iter()
+        .zip(&m2.data)
+        .all(|(a, b)| u16::from(*a) + u16::from(*b) == 255));
     assert!(m1.data.iter().any(|v| *v != m1.data[0]), "not a flat image");
 }
 
 #[test]
 fn a_ct_is_windowed_in_hounsfield_units() {
-    let Some(file) = test_file("CT_small.dcm") else { return };
+    let Some(file) = test_file("CT_small.dcm") else {
+        return;
+    };
     let stored = decode_frame(&file, 1, None).unwrap();
-    assert_eq!((stored.width, stored.height, stored.channels), (128, 128, 1));
+    assert_eq!(
+        (stored.width, stored.height, stored.channels),
+        (128, 128, 1)
+    );
     // Under a window far below every value all is white; under one far above, black.
     let above = decode_frame(&file, 1, Some(Window::parse("-5000,10").unwrap())).unwrap();
-    assert!(above.data.iter().all(|&v| v == 255), "every pixel is above the window");
+    assert!(
+        above.data.iter().all(|&v| v == 255),
+        "every pixel is above the window"
+    );
     let below = decode_frame(&file, 1, Some(Window::parse("50000,10").unwrap())).unwrap();
     assert!(below.data.iter().all(|&v| v == 0));
     let rendered = render(
@@ -134,27 +159,48 @@ fn a_ct_is_windowed_in_hounsfield_units() {
 
 #[test]
 fn palette_color_goes_through_its_tables() {
-    let Some(file) = test_file("examples_palette.dcm") else { return };
+    let Some(file) = test_file("examples_palette.dcm") else {
+        return;
+    };
     let image = decode_frame(&file, 1, None).unwrap();
     assert_eq!(image.channels, 3);
-    let coloured = image.data.chunks_exact(3).filter(|p| p[0] != p[1] || p[1] != p[2]).count();
+    let coloured = image
+        .data
+        .chunks_exact(3)
+        .filter(|p| p[0] != p[1] || p[1] != p[2])
+        .count();
     assert!(coloured > 0, "a palette image has colours");
 }
 
 #[test]
 fn frames_beyond_the_last_and_unsupported_syntaxes_are_errors() {
-    let Some(file) = test_file("SC_rgb_rle_2frame.dcm") else { return };
+    let Some(file) = test_file("SC_rgb_rle_2frame.dcm") else {
+        return;
+    };
     assert_eq!(
         decode_frame(&file, 3, None),
-        Err(RenderError::FrameOutOfRange { requested: 3, frames: 2 })
+        Err(RenderError::FrameOutOfRange {
+            requested: 3,
+            frames: 2
+        })
     );
-    assert!(matches!(decode_frame(&file, 0, None), Err(RenderError::FrameOutOfRange { .. })));
-    let Some(j2k) = test_file("MR_small_jp2klossless.dcm") else { return };
+    assert!(matches!(
+        decode_frame(&file, 0, None),
+        Err(RenderError::FrameOutOfRange { .. })
+    ));
+    let Some(j2k) = test_file("MR_small_jp2klossless.dcm") else {
+        return;
+    };
     assert!(matches!(
         decode_frame(&j2k, 1, None),
         Err(RenderError::UnsupportedTransferSyntax(_))
     ));
-    let Some(sr) = test_file("test-SR.dcm") else { return };
+    let Some(sr) = test_file("test-SR.dcm") else {
+        return;
+    };
     assert_eq!(decode_frame(&sr, 1, None), Err(RenderError::NoPixelData));
-    assert!(matches!(decode_frame(b"not dicom at all", 1, None), Err(RenderError::Unreadable(_))));
+    assert!(matches!(
+        decode_frame(b"not dicom at all", 1, None),
+        Err(RenderError::Unreadable(_))
+    ));
 }
