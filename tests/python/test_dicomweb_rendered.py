@@ -31,6 +31,7 @@ FILES = {
     "ybr": "SC_rgb_jpeg_dcmtk.dcm",  # YBR_FULL in JPEG baseline
     "us": "examples_ybr_color.dcm",  # 30 frames, YBR_FULL_422, JPEG baseline
     "palette": "examples_palette.dcm",  # PALETTE COLOR, 16-bit entries
+    "dose": "rtdose.dcm",  # 15 frames of 32-bit unsigned, no window
     "j2k": "MR_small_jp2klossless.dcm",  # JPEG 2000: no decoder here
     "sr": "test-SR.dcm",  # no pixel data
 }
@@ -146,6 +147,36 @@ def test_a_frame_of_a_multiframe_jpeg_looks_like_dcmtk(server, archive):
     assert np.abs(first - ours).mean() > 0.5, "frame 12 is not frame 1"
     # The instance itself renders its first frame.
     assert_close(image(get(org, url(server, stored["us"]))), first, levels=0)
+
+
+def test_a_frame_of_32_bit_data_looks_like_dcmtk(server, archive):
+    org, stored, folder = archive
+    assert_close(image(get(org, url(server, stored["dose"], frame=3))), dcmtk(folder, "dose", "+Wm", "+F", "3"))
+
+
+def test_planar_configuration_and_8_bit_palettes_render_like_their_usual_forms(server, org):
+    """The same colours stored another way render the same: RGB planes one
+    after another (PlanarConfiguration 1) instead of interleaved, and a
+    palette with 8-bit entries instead of 16-bit ones."""
+    rgb = read(FILES["rgb"])
+    planes = read(FILES["rgb"])
+    planes.PixelData = np.ascontiguousarray(rgb.pixel_array.transpose(2, 0, 1)).tobytes()
+    planes.PlanarConfiguration = 1
+    planes.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    palette16 = read(FILES["palette"])
+    palette8 = read(FILES["palette"])
+    for colour in ("Red", "Green", "Blue"):
+        table = np.frombuffer(getattr(palette8, f"{colour}PaletteColorLookupTableData"), dtype="<u2")
+        setattr(palette8, f"{colour}PaletteColorLookupTableData", (table >> 8).astype(np.uint8).tobytes())
+        descriptor = list(getattr(palette8, f"{colour}PaletteColorLookupTableDescriptor"))
+        setattr(palette8, f"{colour}PaletteColorLookupTableDescriptor", [descriptor[0], descriptor[1], 8])
+    # One STOW each: renaming maps a shared original UID to one new UID.
+    rgb, planes, palette16, palette8 = (store(server, org, [ds])[0] for ds in (rgb, planes, palette16, palette8))
+    assert len({ds.SOPInstanceUID for ds in (rgb, planes, palette16, palette8)}) == 4
+    interleaved = image(get(org, url(server, rgb)))
+    assert np.array_equal(image(get(org, url(server, planes))), interleaved)
+    assert interleaved[5, 50].tolist() == [255, 0, 0], "the top band is red"
+    assert np.array_equal(image(get(org, url(server, palette8))), image(get(org, url(server, palette16))))
 
 
 def test_jpeg_is_the_default_and_quality_changes_its_size(server, archive):

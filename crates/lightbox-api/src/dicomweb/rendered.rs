@@ -424,9 +424,16 @@ async fn serve(
     let rendered = tokio::task::spawn_blocking(move || render::render(&file, &request))
         .await
         .map_err(|e| {
-            ApiError::from(lightbox_domain::Error::Internal(format!(
-                "render task: {e}"
-            )))
+            // A decoder that panics on a stored file's odd pixel data is a
+            // file Lightbox cannot render, not a server fault.
+            if e.is_panic() {
+                tracing::warn!(key = %source.blob_key, "rendering an instance panicked");
+                render_error(RenderError::Undecodable("the decoder gave up on it".into()))
+            } else {
+                ApiError::from(lightbox_domain::Error::Internal(format!(
+                    "render task: {e}"
+                )))
+            }
         })?
         .map_err(render_error)?;
 
