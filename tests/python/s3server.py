@@ -43,6 +43,11 @@ class SeaweedS3:
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
+        self._pick_ports()
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path = workdir / "weed.log"
+
+    def _pick_ports(self) -> None:
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._ports = {
@@ -52,8 +57,6 @@ class SeaweedS3:
                 "filer.port", "filer.port.grpc", "s3.port.grpc",
             )
         }
-        self.proc: Optional[subprocess.Popen] = None
-        self.log_path = workdir / "weed.log"
 
     @property
     def env(self) -> dict[str, str]:
@@ -81,6 +84,18 @@ class SeaweedS3:
         )
 
     def start(self) -> None:
+        # A port found free can be taken by another process before weed binds
+        # it (eight ports, other servers starting in parallel): try fresh ones.
+        for attempt in range(3):
+            try:
+                self._start_once()
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                self._pick_ports()
+
+    def _start_once(self) -> None:
         weed = Path(sys.executable).with_name("weed")
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)

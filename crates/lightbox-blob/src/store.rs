@@ -422,6 +422,50 @@ impl BlobStore {
         }
     }
 
+    /// The bytes at `ranges` of the object `key`, in order: positioned reads
+    /// of one open file on the local backend, ranged GETs on S3 (object_store
+    /// merges neighbouring ranges). A range past the object's end is an error.
+    /// For frames and bulk data, so a frame costs one read, not the file.
+    pub async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> Result<Vec<Bytes>, BlobError> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.backend {
+            Backend::Local { root } => {
+                let path = root.join(key);
+                tokio::task::spawn_blocking(move || read_ranges_local(&path, &ranges))
+                    .await
+                    .map_err(|e| BlobError::Storage(format!("ranged read: {e}")))?
+            }
+            Backend::S3 { store, prefix } => {
+                let got = object_store::ObjectStore::get_ranges(
+                    store.as_ref(),
+                    &Self::s3_path(prefix, key),
+                    &ranges,
+                )
+                .await?;
+                for (range, bytes) in ranges.iter().zip(&got) {
+                    if bytes.len() as u64 != range.end - range.start {
+                        return Err(BlobError::Storage(format!(
+                            "{key}: bytes {range:?} are past the object's end"
+                        )));
+                    }
+                }
+                Ok(got)
+            }
+        }
+    }
+
+    /// The bytes at `range` of the object `key` (see [`BlobStore::get_ranges`]).
+    pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, BlobError> {
+        let mut got = self.get_ranges(key, vec![range]).await?;
+        Ok(got.pop().unwrap_or_default())
+    }
+
     /// Every object whose key starts with `prefix/`, for sweeps. Local
     /// listing walks the folder on a blocking thread.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListedBlob>, BlobError> {
@@ -455,6 +499,40 @@ impl BlobStore {
             }
         }
     }
+}
+
+fn read_ranges_local(path: &Path, ranges: &[std::ops::Range<u64>]) -> Result<Vec<Bytes>, BlobError> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::Missing),
+        Err(e) => return Err(e.into()),
+    };
+    let len = file.metadata()?.len();
+    ranges
+        .iter()
+        .map(|range| {
+            if range.start > range.end || range.end > len {
+                return Err(BlobError::Storage(format!(
+                    "bytes {range:?} are past the end of a {len}-byte file"
+                )));
+            }
+            let mut buf = vec![0u8; (range.end - range.start) as usize];
+            read_exact_at(&file, &mut buf, range.start)?;
+            Ok(Bytes::from(buf))
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(mut file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(at))?;
+    file.read_exact(buf)
 }
 
 fn list_local(root: &Path, prefix: &str) -> Result<Vec<ListedBlob>, BlobError> {

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod image;
 pub mod invitation;
 pub mod pagination;
+pub mod qido;
 pub mod study;
 pub mod time;
 pub mod user;

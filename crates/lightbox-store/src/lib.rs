@@ -35,9 +35,11 @@ mod studies;
 mod thumbnails;
 mod users;
 mod wado;
+pub use wado::{InstanceMetadata, WadoInstance, WadoScope};
 mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
+pub use qido::{QidoInstance, QidoPage, QidoRow, QidoSeries, QidoStudy};
 pub use thumbnails::RepresentativeInstance;
 mod web_sessions;
 

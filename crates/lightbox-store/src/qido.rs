@@ -1,3 +1,462 @@
 //! QIDO-RS searches over the DICOM index: studies, series and instances
 //! matched by attribute, newest first, in bounded pages.
+//!
+//! Every value is a bound parameter. The organization leads every WHERE
+//! clause and the order ends with a unique key, so a page is an index walk
+//! that stops after `limit + 1` rows (the extra row only says whether there
+//! is more). Counts and modalities are the study's stored columns, never
+//! counted per request.
+//!
+//! Wildcards: PostgreSQL gets `LIKE … ESCAPE '\'`; SQLite gets `GLOB`,
+//! because SQLite's LIKE ignores ASCII case (DICOM wildcards are
+//! case-sensitive except for names, which match an upper-cased column) and,
+//! being case-insensitive, cannot use the BINARY index for a prefix pattern,
+//! which GLOB can.
 
+use crate::sql::{like_escape, Sql};
+use crate::{Dialect, Store, StoreError};
+use lightbox_domain::qido::{Attribute, Condition, Level, Pattern, Query};
+use lightbox_domain::OrgId;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// A study as QIDO returns it.
+#[derive(Debug, Clone)]
+pub struct QidoStudy {
+    pub study_instance_uid: String,
+    pub patient_name: Option<String>,
+    pub patient_id: Option<String>,
+    pub patient_birth_date: Option<String>,
+    pub patient_sex: Option<String>,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub accession_number: Option<String>,
+    pub referring_physician_name: Option<String>,
+    pub study_id: Option<String>,
+    pub study_description: Option<String>,
+    /// Distinct modalities, sorted.
+    pub modalities: Vec<String>,
+    pub series_count: i64,
+    pub instance_count: i64,
+    /// Patient- and study-level elements as DICOM JSON (an object).
+    pub attributes: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct QidoSeries {
+    pub series_instance_uid: String,
+    pub modality: Option<String>,
+    pub series_number: Option<i64>,
+    pub series_description: Option<String>,
+    pub series_date: Option<String>,
+    pub series_time: Option<String>,
+    pub instance_count: i64,
+    pub attributes: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct QidoInstance {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub instance_number: Option<i64>,
+    pub rows: Option<i64>,
+    pub columns: Option<i64>,
+    pub bits_allocated: Option<i64>,
+    pub number_of_frames: Option<i64>,
+    /// The instance's DICOM JSON, read only when the query includes more
+    /// than the default attributes.
+    pub metadata: Option<String>,
+}
+
+/// One result with the levels above it: a study alone, a series with its
+/// study, an instance with its series and study.
+#[derive(Debug, Clone)]
+pub struct QidoRow {
+    pub study: QidoStudy,
+    pub series: Option<QidoSeries>,
+    pub instance: Option<QidoInstance>,
+}
+
+/// A page of results, and whether more matched than the page holds.
+#[derive(Debug, Clone)]
+pub struct QidoPage {
+    pub rows: Vec<QidoRow>,
+    pub more: bool,
+}
+
+const STUDY_COLUMNS: &str = "st.study_instance_uid, st.patient_name, st.patient_id, \
+     st.patient_birth_date, st.patient_sex, st.study_date, st.study_time, st.accession_number, \
+     st.referring_physician_name, st.study_id, st.study_description, st.modalities, \
+     CAST(st.series_count AS BIGINT) AS study_series_count, \
+     CAST(st.instance_count AS BIGINT) AS study_instance_count, st.attributes AS study_attributes";
+const SERIES_COLUMNS: &str = "se.series_instance_uid, se.modality, \
+     CAST(se.series_number AS BIGINT) AS series_number, se.series_description, se.series_date, \
+     se.series_time, CAST(se.instance_count AS BIGINT) AS series_instance_count, \
+     se.attributes AS series_attributes";
+const INSTANCE_COLUMNS: &str = "i.sop_instance_uid, i.sop_class_uid, \
+     CAST(i.instance_number AS BIGINT) AS instance_number, CAST(i.pixel_rows AS BIGINT) AS pixel_rows, \
+     CAST(i.pixel_columns AS BIGINT) AS pixel_columns, \
+     CAST(i.bits_allocated AS BIGINT) AS bits_allocated, \
+     CAST(i.number_of_frames AS BIGINT) AS number_of_frames";
+
+impl Store {
+    /// The page of `query`'s results in the organization, within `scope`
+    /// (the studies a scoped caller may read; None for the whole archive).
+    pub async fn qido_search(
+        &self,
+        org_id: OrgId,
+        scope: Option<&[String]>,
+        query: &Query,
+    ) -> Result<QidoPage, StoreError> {
+        if scope.is_some_and(|uids| uids.is_empty()) {
+            return Ok(QidoPage {
+                rows: Vec::new(),
+                more: false,
+            });
+        }
+        let sql = search_sql(self.dialect, org_id, scope, query);
+        let rows = sql.query().fetch_all(&self.read).await?;
+        let mut rows = rows
+            .iter()
+            .map(|row| read_row(row, query))
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = rows.len() > query.limit as usize;
+        rows.truncate(query.limit as usize);
+        Ok(QidoPage { rows, more })
+    }
+
+    /// Whether the study (and series, when given) of a resource path is in
+    /// the organization and within `scope`: a search under a path that is
+    /// not is 404, like every other read of it.
+    pub async fn qido_path_exists(
+        &self,
+        org_id: OrgId,
+        scope: Option<&[String]>,
+        study: &str,
+        series: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if scope.is_some_and(|uids| !uids.iter().any(|u| u == study)) {
+            return Ok(false);
+        }
+        let mut sql = match series {
+            None => Sql::new("SELECT 1 FROM dicom_studies WHERE org_id = "),
+            Some(_) => Sql::new("SELECT 1 FROM dicom_series WHERE org_id = "),
+        };
+        sql.bind(org_id.to_string())
+            .push(" AND study_instance_uid = ")
+            .bind(study);
+        if let Some(series) = series {
+            sql.push(" AND series_instance_uid = ").bind(series);
+        }
+        Ok(sql.query().fetch_optional(&self.read).await?.is_some())
+    }
+}
+
+fn search_sql(dialect: Dialect, org_id: OrgId, scope: Option<&[String]>, query: &Query) -> Sql {
+    let with_metadata = query.level == Level::Instance && !query.include.is_defaults();
+    let mut sql = Sql::new("SELECT ");
+    sql.push(STUDY_COLUMNS);
+    // The table whose rows are the results, which the level's own keys are on.
+    let own = match query.level {
+        Level::Study => {
+            sql.push(" FROM dicom_studies st WHERE st.org_id = ");
+            "st"
+        }
+        Level::Series => {
+            sql.push(", ").push(SERIES_COLUMNS).push(
+                " FROM dicom_series se JOIN dicom_studies st \
+                 ON st.org_id = se.org_id AND st.study_instance_uid = se.study_instance_uid \
+                 WHERE se.org_id = ",
+            );
+            "se"
+        }
+        Level::Instance => {
+            sql.push(", ").push(SERIES_COLUMNS).push(", ").push(INSTANCE_COLUMNS);
+            if with_metadata {
+                sql.push(", i.metadata");
+            }
+            sql.push(
+                " FROM dicom_instances i JOIN dicom_series se \
+                 ON se.org_id = i.org_id AND se.series_instance_uid = i.series_instance_uid \
+                 JOIN dicom_studies st \
+                 ON st.org_id = i.org_id AND st.study_instance_uid = i.study_instance_uid \
+                 WHERE i.org_id = ",
+            );
+            "i"
+        }
+    };
+    sql.bind(org_id.to_string());
+    if let Some(uids) = scope {
+        sql.push(&format!(" AND {own}.study_instance_uid IN ("));
+        for (n, uid) in uids.iter().enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.bind(uid.as_str());
+        }
+        sql.push(")");
+    }
+    if let Some(study) = &query.study {
+        sql.push(&format!(" AND {own}.study_instance_uid = "))
+            .bind(study.as_str());
+    }
+    if let Some(series) = &query.series {
+        sql.push(&format!(" AND {own}.series_instance_uid = "))
+            .bind(series.as_str());
+    }
+    for filter in &query.filters {
+        sql.push(" AND ");
+        condition(dialect, &mut sql, own, filter.attribute, &filter.condition);
+    }
+    // Nulls last on both engines (SQLite sorts them first, PostgreSQL last).
+    sql.push(match (query.level, &query.study, &query.series) {
+        (Level::Study, _, _) => " ORDER BY st.created_at DESC, st.study_instance_uid DESC",
+        (Level::Series, Some(_), _) => {
+            " ORDER BY (se.series_number IS NULL), se.series_number, se.series_instance_uid"
+        }
+        (Level::Series, None, _) => " ORDER BY se.created_at DESC, se.series_instance_uid DESC",
+        (Level::Instance, _, Some(_)) => {
+            " ORDER BY (i.instance_number IS NULL), i.instance_number, i.sop_instance_uid"
+        }
+        (Level::Instance, Some(_), None) => {
+            " ORDER BY (se.series_number IS NULL), se.series_number, i.series_instance_uid, \
+             (i.instance_number IS NULL), i.instance_number, i.sop_instance_uid"
+        }
+        (Level::Instance, None, None) => {
+            " ORDER BY i.created_at DESC, i.sop_instance_uid DESC"
+        }
+    });
+    sql.push(" LIMIT ")
+        .bind(i64::from(query.limit) + 1)
+        .push(" OFFSET ")
+        .bind(i64::from(query.offset));
+    sql
+}
+
+/// The column an attribute matches, in the query's tables (`own` is the
+/// results' table, which carries the study and series UIDs too).
+fn column(attribute: Attribute, own: &str) -> String {
+    let column = match attribute {
+        Attribute::StudyInstanceUid => return format!("{own}.study_instance_uid"),
+        Attribute::SeriesInstanceUid => return format!("{own}.series_instance_uid"),
+        Attribute::PatientName => "st.patient_name_search",
+        Attribute::PatientId => "st.patient_id",
+        Attribute::PatientBirthDate => "st.patient_birth_date",
+        Attribute::PatientSex => "st.patient_sex",
+        Attribute::StudyDate => "st.study_date",
+        Attribute::StudyTime => "st.study_time",
+        Attribute::AccessionNumber => "st.accession_number",
+        Attribute::ModalitiesInStudy => "st.modalities",
+        Attribute::ReferringPhysicianName => "st.referring_physician_name",
+        Attribute::StudyId => "st.study_id",
+        Attribute::StudyDescription => "st.study_description",
+        Attribute::Modality => "se.modality",
+        Attribute::SeriesNumber => "se.series_number",
+        Attribute::SeriesDescription => "se.series_description",
+        Attribute::SeriesDate => "se.series_date",
+        Attribute::SeriesTime => "se.series_time",
+        Attribute::SopInstanceUid => "i.sop_instance_uid",
+        Attribute::SopClassUid => "i.sop_class_uid",
+        Attribute::InstanceNumber => "i.instance_number",
+        Attribute::Rows => "i.pixel_rows",
+        Attribute::Columns => "i.pixel_columns",
+        Attribute::BitsAllocated => "i.bits_allocated",
+        Attribute::NumberOfFrames => "i.number_of_frames",
+    };
+    column.to_owned()
+}
+
+fn condition(dialect: Dialect, sql: &mut Sql, own: &str, attribute: Attribute, cond: &Condition) {
+    let col = column(attribute, own);
+    if matches!(cond, Condition::OneOf(patterns) if patterns.is_empty()) {
+        sql.push("1 = 0");
+        return;
+    }
+    // Names match the upper-cased column, so their values are upper-cased too.
+    let fold = |s: &str| match attribute {
+        Attribute::PatientName => s.to_uppercase(),
+        _ => s.to_owned(),
+    };
+    match cond {
+        Condition::Integer(n) => {
+            sql.push(&format!("{col} = ")).bind(*n);
+        }
+        Condition::Range { from, to } => {
+            sql.push(&format!("{col} IS NOT NULL"));
+            if let Some(from) = from {
+                sql.push(&format!(" AND {col} >= ")).bind(from.as_str());
+            }
+            if let Some(to) = to {
+                sql.push(&format!(" AND {col} <= ")).bind(to.as_str());
+            }
+        }
+        Condition::OneOf(patterns) if attribute == Attribute::ModalitiesInStudy => {
+            // `CT\MR` holds CT when `\CT\MR\` contains `\CT\`.
+            sql.push("(");
+            for (n, pattern) in patterns.iter().enumerate() {
+                if n > 0 {
+                    sql.push(" OR ");
+                }
+                let (Pattern::Literal(p) | Pattern::Wildcard(p)) = pattern;
+                let wild = matches!(pattern, Pattern::Wildcard(_));
+                match dialect {
+                    Dialect::Postgres => {
+                        let inner = if wild { like_pattern(p) } else { like_escape(p) };
+                        sql.push(&format!("('\\' || {col} || '\\') LIKE "))
+                            .bind(format!("%\\\\{inner}\\\\%"))
+                            .push(" ESCAPE '\\'");
+                    }
+                    Dialect::Sqlite => {
+                        let inner = if wild { glob_pattern(p) } else { glob_escape(p) };
+                        sql.push(&format!("('\\' || {col} || '\\') GLOB "))
+                            .bind(format!("*\\{inner}\\*"));
+                    }
+                }
+            }
+            sql.push(")");
+        }
+        Condition::OneOf(patterns) => {
+            let literals: Vec<&str> = patterns
+                .iter()
+                .filter_map(|p| match p {
+                    Pattern::Literal(s) => Some(s.as_str()),
+                    Pattern::Wildcard(_) => None,
+                })
+                .collect();
+            let mut terms = 0;
+            sql.push("(");
+            if !literals.is_empty() {
+                sql.push(&format!("{col} IN ("));
+                for (n, literal) in literals.iter().enumerate() {
+                    if n > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(fold(literal));
+                }
+                sql.push(")");
+                terms += 1;
+            }
+            for pattern in patterns {
+                let Pattern::Wildcard(p) = pattern else {
+                    continue;
+                };
+                if terms > 0 {
+                    sql.push(" OR ");
+                }
+                terms += 1;
+                match dialect {
+                    Dialect::Postgres => {
+                        sql.push(&format!("{col} LIKE "))
+                            .bind(like_pattern(&fold(p)))
+                            .push(" ESCAPE '\\'");
+                    }
+                    Dialect::Sqlite => {
+                        sql.push(&format!("{col} GLOB ")).bind(glob_pattern(&fold(p)));
+                    }
+                }
+            }
+            sql.push(")");
+        }
+    }
+}
+
+/// A DICOM wildcard pattern as a `LIKE … ESCAPE '\'` pattern.
+fn like_pattern(dicom: &str) -> String {
+    like_escape(dicom).replace('*', "%").replace('?', "_")
+}
+
+/// Text matched literally inside a GLOB pattern: only `*`, `?` and `[` are
+/// special, and `[x]` matches x literally.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A DICOM wildcard pattern as a GLOB pattern (same `*` and `?`).
+fn glob_pattern(dicom: &str) -> String {
+    dicom.replace('[', "[[]")
+}
+
+fn read_row(row: &AnyRow, query: &Query) -> Result<QidoRow, StoreError> {
+    let modalities: String = row.try_get("modalities")?;
+    let study = QidoStudy {
+        study_instance_uid: row.try_get("study_instance_uid")?,
+        patient_name: row.try_get("patient_name")?,
+        patient_id: row.try_get("patient_id")?,
+        patient_birth_date: row.try_get("patient_birth_date")?,
+        patient_sex: row.try_get("patient_sex")?,
+        study_date: row.try_get("study_date")?,
+        study_time: row.try_get("study_time")?,
+        accession_number: row.try_get("accession_number")?,
+        referring_physician_name: row.try_get("referring_physician_name")?,
+        study_id: row.try_get("study_id")?,
+        study_description: row.try_get("study_description")?,
+        modalities: modalities
+            .split('\\')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        series_count: row.try_get("study_series_count")?,
+        instance_count: row.try_get("study_instance_count")?,
+        attributes: row.try_get("study_attributes")?,
+    };
+    let series = if query.level >= Level::Series {
+        Some(QidoSeries {
+            series_instance_uid: row.try_get("series_instance_uid")?,
+            modality: row.try_get("modality")?,
+            series_number: row.try_get("series_number")?,
+            series_description: row.try_get("series_description")?,
+            series_date: row.try_get("series_date")?,
+            series_time: row.try_get("series_time")?,
+            instance_count: row.try_get("series_instance_count")?,
+            attributes: row.try_get("series_attributes")?,
+        })
+    } else {
+        None
+    };
+    let instance = if query.level == Level::Instance {
+        Some(QidoInstance {
+            sop_instance_uid: row.try_get("sop_instance_uid")?,
+            sop_class_uid: row.try_get("sop_class_uid")?,
+            instance_number: row.try_get("instance_number")?,
+            rows: row.try_get("pixel_rows")?,
+            columns: row.try_get("pixel_columns")?,
+            bits_allocated: row.try_get("bits_allocated")?,
+            number_of_frames: row.try_get("number_of_frames")?,
+            metadata: if query.include.is_defaults() {
+                None
+            } else {
+                row.try_get("metadata")?
+            },
+        })
+    } else {
+        None
+    };
+    Ok(QidoRow {
+        study,
+        series,
+        instance,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_keep_the_values_own_specials_literal() {
+        assert_eq!(like_pattern("*50%_off?"), "%50\\%\\_off_");
+        assert_eq!(glob_pattern("*a[1]?"), "*a[[]1]?");
+        assert_eq!(glob_escape("C*[T]?"), "C[*][[]T][?]");
+    }
+}

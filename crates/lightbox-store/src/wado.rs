@@ -1,3 +1,166 @@
 //! What WADO-RS reads from the DICOM index: a study's or series' instances
-//! with their stored metadata, blob keys and frame locations.
+//! with their stored metadata, blob keys and frame locations. Each listing is
+//! one indexed query (`dicom_instances_study` / `dicom_instances_series`),
+//! with the organization leading the key, and bounded by the caller's limit.
 
+use crate::{Store, StoreError};
+use lightbox_domain::OrgId;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// Where an instance's file and pixels are, for retrieve, frames and bulk data.
+#[derive(Debug, Clone)]
+pub struct WadoInstance {
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub transfer_syntax_uid: String,
+    pub blob_key: String,
+    pub size_bytes: i64,
+    pub rows: Option<i64>,
+    pub columns: Option<i64>,
+    pub bits_allocated: Option<i64>,
+    pub number_of_frames: Option<i64>,
+    /// Native pixel data: where its value lies in the file.
+    pub pixel_data_offset: Option<i64>,
+    pub pixel_data_length: Option<i64>,
+    /// Encapsulated pixel data: per frame its fragments' `[offset, length]` (JSON).
+    pub frames: Option<String>,
+}
+
+/// One instance's stored DICOM JSON and what serving it needs to know.
+#[derive(Debug, Clone)]
+pub struct InstanceMetadata {
+    pub series_instance_uid: String,
+    pub sop_instance_uid: String,
+    pub transfer_syntax_uid: String,
+    pub bits_allocated: Option<i64>,
+    /// Whether the instance has pixel data (the JSON leaves it out).
+    pub has_pixel_data: bool,
+    pub metadata: String,
+}
+
+/// Which instances: a study's, a series' (of that study) or one instance.
+#[derive(Debug, Clone, Copy)]
+pub struct WadoScope<'a> {
+    pub study: &'a str,
+    pub series: Option<&'a str>,
+    pub instance: Option<&'a str>,
+}
+
+const INSTANCE_COLUMNS: &str = "study_instance_uid, series_instance_uid, sop_instance_uid, \
+     sop_class_uid, transfer_syntax_uid, blob_key, size_bytes, pixel_rows, pixel_columns, \
+     bits_allocated, number_of_frames, pixel_data_offset, pixel_data_length, frames";
+
+impl WadoScope<'_> {
+    /// The WHERE clause and its values after `$1` (the organization). The
+    /// series and instance keys are each unique within the organization, and
+    /// the study is checked too, so a series named under the wrong study is
+    /// not found.
+    fn filter(&self) -> (String, Vec<&str>) {
+        match (self.series, self.instance) {
+            (_, Some(instance)) => {
+                let mut values = vec![instance, self.study];
+                let mut sql =
+                    "org_id = $1 AND sop_instance_uid = $2 AND study_instance_uid = $3".to_owned();
+                if let Some(series) = self.series {
+                    sql.push_str(" AND series_instance_uid = $4");
+                    values.push(series);
+                }
+                (sql, values)
+            }
+            (Some(series), None) => (
+                "org_id = $1 AND series_instance_uid = $2 AND study_instance_uid = $3".to_owned(),
+                vec![series, self.study],
+            ),
+            (None, None) => (
+                "org_id = $1 AND study_instance_uid = $2".to_owned(),
+                vec![self.study],
+            ),
+        }
+    }
+
+    fn order(&self) -> &'static str {
+        match (self.series, self.instance) {
+            (_, Some(_)) => "",
+            (Some(_), None) => " ORDER BY instance_number, sop_instance_uid",
+            (None, None) => " ORDER BY series_instance_uid, instance_number, sop_instance_uid",
+        }
+    }
+}
+
+impl Store {
+    /// The instances in `scope`, at most `limit` (ask for one more than you
+    /// serve to tell "exactly the limit" from "more").
+    pub async fn wado_instances(
+        &self,
+        org_id: OrgId,
+        scope: WadoScope<'_>,
+        limit: usize,
+    ) -> Result<Vec<WadoInstance>, StoreError> {
+        let (filter, values) = scope.filter();
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM dicom_instances WHERE {filter}{} LIMIT {limit}",
+            scope.order()
+        );
+        let mut query = sqlx::query(&sql).bind(org_id.to_string());
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        rows.iter().map(instance).collect()
+    }
+
+    /// The stored DICOM JSON of the instances in `scope`, at most `limit`.
+    pub async fn wado_metadata(
+        &self,
+        org_id: OrgId,
+        scope: WadoScope<'_>,
+        limit: usize,
+    ) -> Result<Vec<InstanceMetadata>, StoreError> {
+        let (filter, values) = scope.filter();
+        let sql = format!(
+            "SELECT series_instance_uid, sop_instance_uid, transfer_syntax_uid, bits_allocated, \
+             (pixel_data_offset IS NOT NULL OR frames IS NOT NULL OR pixel_rows IS NOT NULL) \
+             AS has_pixels, metadata FROM dicom_instances WHERE {filter}{} LIMIT {limit}",
+            scope.order()
+        );
+        let mut query = sqlx::query(&sql).bind(org_id.to_string());
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(InstanceMetadata {
+                    series_instance_uid: row.try_get("series_instance_uid")?,
+                    sop_instance_uid: row.try_get("sop_instance_uid")?,
+                    transfer_syntax_uid: row.try_get("transfer_syntax_uid")?,
+                    bits_allocated: row.try_get("bits_allocated")?,
+                    has_pixel_data: crate::flag(row, "has_pixels")?,
+                    metadata: row.try_get("metadata")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn instance(row: &AnyRow) -> Result<WadoInstance, StoreError> {
+    Ok(WadoInstance {
+        study_instance_uid: row.try_get("study_instance_uid")?,
+        series_instance_uid: row.try_get("series_instance_uid")?,
+        sop_instance_uid: row.try_get("sop_instance_uid")?,
+        sop_class_uid: row.try_get("sop_class_uid")?,
+        transfer_syntax_uid: row.try_get("transfer_syntax_uid")?,
+        blob_key: row.try_get("blob_key")?,
+        size_bytes: row.try_get("size_bytes")?,
+        rows: row.try_get("pixel_rows")?,
+        columns: row.try_get("pixel_columns")?,
+        bits_allocated: row.try_get("bits_allocated")?,
+        number_of_frames: row.try_get("number_of_frames")?,
+        pixel_data_offset: row.try_get("pixel_data_offset")?,
+        pixel_data_length: row.try_get("pixel_data_length")?,
+        frames: row.try_get("frames")?,
+    })
+}
