@@ -198,6 +198,19 @@ def test_jpeg_is_the_default_and_quality_changes_its_size(server, archive):
     assert_close(jpeg, png, levels=3)
 
 
+def test_dicomweb_client_fetches_rendered_instances_and_frames(server, archive):
+    """Python's dicomweb-client, as an integrator would call it."""
+    org, stored, _ = archive
+    client = dicomweb(server, org)
+    us = stored["us"]
+    png = client.retrieve_instance_rendered(us.StudyInstanceUID, us.SeriesInstanceUID, us.SOPInstanceUID,
+                                            media_types=("image/png",), params={"viewport": "160,120"})
+    assert Image.open(io.BytesIO(png)).size == (160, 120)
+    jpeg = client.retrieve_instance_frames_rendered(us.StudyInstanceUID, us.SeriesInstanceUID, us.SOPInstanceUID,
+                                                    frame_numbers=[7], media_types=("image/jpeg",))
+    assert jpeg[:3] == b"\xff\xd8\xff" and Image.open(io.BytesIO(jpeg)).size == (320, 240)
+
+
 # --------------------------------------------------------------------------- viewports, thumbnails
 
 
