@@ -25,7 +25,7 @@ use axum::Router;
 use futures_util::TryStreamExt;
 use lightbox_dicom::dicomweb::multipart::{split_unquoted, MediaType};
 use lightbox_dicom::render::{self, params, Format, RenderError, RenderRequest};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -63,7 +63,8 @@ fn render_permits() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
-static RENDERS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(render_permits()));
+static RENDERS: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(render_permits())));
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -405,7 +406,7 @@ async fn serve(
             format!("the instance is larger than the {max} bytes that are rendered"),
         ));
     }
-    let _permit = tokio::time::timeout(RENDER_QUEUE_WAIT, RENDERS.acquire())
+    let permit = tokio::time::timeout(RENDER_QUEUE_WAIT, Arc::clone(&RENDERS).acquire_owned())
         .await
         .map_err(|_| ApiError {
             retry_after_secs: Some(2),
@@ -421,21 +422,26 @@ async fn serve(
             ))
         })?;
     let file = read_file(&state, &source.blob_key, max).await?;
-    let rendered = tokio::task::spawn_blocking(move || render::render(&file, &request))
-        .await
-        .map_err(|e| {
-            // A decoder that panics on a stored file's odd pixel data is a
-            // file Lightbox cannot render, not a server fault.
-            if e.is_panic() {
-                tracing::warn!(key = %source.blob_key, "rendering an instance panicked");
-                render_error(RenderError::Undecodable("the decoder gave up on it".into()))
-            } else {
-                ApiError::from(lightbox_domain::Error::Internal(format!(
-                    "render task: {e}"
-                )))
-            }
-        })?
-        .map_err(render_error)?;
+    // The place is given back when decoding ends, not when the request
+    // does: a request that times out leaves its decode running, still counted.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        render::render(&file, &request)
+    })
+    .await
+    .map_err(|e| {
+        // A decoder that panics on a stored file's odd pixel data is a
+        // file Lightbox cannot render, not a server fault.
+        if e.is_panic() {
+            tracing::warn!(key = %source.blob_key, "rendering an instance panicked");
+            render_error(RenderError::Undecodable("the decoder gave up on it".into()))
+        } else {
+            ApiError::from(lightbox_domain::Error::Internal(format!(
+                "render task: {e}"
+            )))
+        }
+    })?
+    .map_err(render_error)?;
 
     let mut response = rendered.bytes.into_response();
     response.headers_mut().insert(
