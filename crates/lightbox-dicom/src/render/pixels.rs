@@ -124,9 +124,9 @@ pub(crate) fn frame_image(
         ("MONOCHROME1" | "MONOCHROME2", 1) => {
             let rescale = px.rescale().ok().and_then(|r| r.first().copied());
             let (slope, intercept) = rescale.map_or((1.0, 0.0), |r| (r.slope, r.intercept));
-            let values: Vec<f64> = (0..pixels)
-                .map(|p| samples.get(p) as f64 * slope + intercept)
-                .collect();
+            // Modality values are computed twice (for min-max, then for
+            // output) rather than kept: 8 bytes a pixel adds up on a mammogram.
+            let modality = |p: usize| samples.get(p) as f64 * slope + intercept;
             let stored = px
                 .window()
                 .ok()
@@ -152,12 +152,13 @@ pub(crate) fn frame_image(
                         function,
                     }
                 });
-            let window = window.or(stored).unwrap_or_else(|| min_max(&values));
+            let window = window
+                .or(stored)
+                .unwrap_or_else(|| min_max((0..pixels).map(modality)));
             let invert = photometric == "MONOCHROME1";
-            values
-                .iter()
-                .map(|&v| {
-                    let y = window.apply(v);
+            (0..pixels)
+                .map(|p| {
+                    let y = window.apply(modality(p));
                     to_u8(if invert { 1.0 - y } else { y })
                 })
                 .collect()
@@ -307,12 +308,10 @@ impl<'a> Samples<'a> {
 
 /// The window a frame without one is shown with: its lowest value black,
 /// its highest white.
-fn min_max(values: &[f64]) -> Window {
-    let (lo, hi) = values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
+fn min_max(values: impl Iterator<Item = f64>) -> Window {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
     if !lo.is_finite() || !hi.is_finite() {
         return Window {
             center: 0.0,
