@@ -59,3 +59,4 @@ def store(srv: LightboxServer, org: Org, datasets: list[pydicom.Dataset], fresh:
         datasets = renamed(datasets)
     dicomweb(srv, org).store_instances(datasets)
     return datasets
+

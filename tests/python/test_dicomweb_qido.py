@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from fnmatch import fnmatchcase
 from typing import Callable, Iterable, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pydicom
@@ -51,7 +51,8 @@ def archive() -> list[pydicom.Dataset]:
 def loaded(server: LightboxServer, archive: list[pydicom.Dataset]) -> Iterator[Org]:
     """An organization holding the archive, STOWed through dicomweb-client."""
     org = server.new_org()
-    store(server, org, copy.deepcopy(archive), fresh=False)
+    reply = dicomweb(server, org).store_instances(copy.deepcopy(archive))
+    assert not reply.get("FailedSOPSequence"), f"some instances were not stored: {reply}"
     yield org
     org.close()
 
@@ -111,7 +112,8 @@ def test_every_study_is_listed_with_its_counts_modalities_and_retrieve_url(serve
         assert first(s, "00201206") == len({ds.SeriesInstanceUID for ds in items}), uid
         assert first(s, "00201208") == len(items), uid
         assert s["00080061"].get("Value", []) == sorted({ds.Modality for ds in items}), uid
-        assert first(s, "00081190") == f"{server.base_url}/dicomweb/studies/{uid}"
+        # Built from the request's Host, which dicomweb-client (requests 2.34) sends without its port.
+        assert urlsplit(first(s, "00081190")).path == f"/dicomweb/studies/{uid}"
         assert s["00100020"].get("Value", [""])[0] == value(items[0], "PatientID")
         assert s["00080020"].get("Value", [""])[0] == value(items[0], "StudyDate")
         for tag in ("00080050", "00080090", "00100010", "00100030", "00100040", "00080030", "00200010"):
@@ -254,7 +256,7 @@ def test_a_studys_series_come_in_series_number_order_with_their_counts(server, l
             se = series[first(r, "0020000E")]
             assert first(r, "00201209") == len(se)
             assert first(r, "00080060") == se[0].Modality
-            assert first(r, "00081190") == f"{server.base_url}/dicomweb/studies/{uid}/series/{first(r, '0020000E')}"
+            assert urlsplit(first(r, "00081190")).path == f"/dicomweb/studies/{uid}/series/{first(r, '0020000E')}"
 
 
 def test_series_across_the_archive_match_series_and_study_attributes(server, loaded, archive):
@@ -312,6 +314,7 @@ def test_ohifs_study_list_request_works_as_sent(server, loaded, archive):
     assert warnings(reply) == []
     found = reply.json()
     assert uids(found) == study_uids(archive, lambda ds: value(ds, "PatientID") == "77654033")
+    assert {first(s, "00081190") for s in found} == {f"{server.base_url}/dicomweb/studies/{u}" for u in uids(found)}
     for s in found:
         for tag in ("0020000D", "00080020", "00080030", "00080050", "00100020", "00100010", "00100030",
                     "00201208", "00081030", "00080061", "00080090"):
@@ -381,42 +384,49 @@ def test_a_search_that_cannot_be_served_as_json_is_406(server, loaded):
 
 @pytest.fixture(scope="module")
 def orthanc_loaded(orthanc: Orthanc, archive: list[pydicom.Dataset]) -> Orthanc:  # noqa: F811
-    orthanc.client().store_instances(copy.deepcopy(archive))
+    reply = orthanc.client().store_instances(copy.deepcopy(archive))
+    assert not reply.get("FailedSOPSequence"), f"Orthanc did not store some instances: {reply}"
     return orthanc
 
 
+# The same URL to both servers. Orthanc does not percent-decode query values (`%2A`
+# is no wildcard to it), so these are sent as written, as OHIF writes them.
+# Not compared: open-start date ranges (`-b`), which Orthanc also matches to
+# studies with no StudyDate at all; Lightbox does not.
 SAME_AS_ORTHANC = [
-    ("studies", {}),
-    ("studies", {"PatientName": "Doe*"}),
-    ("studies", {"PatientName": "*peter*"}),
-    ("studies", {"PatientName": "Buc*"}),
-    ("studies", {"PatientID": "77654033"}),
-    ("studies", {"PatientID": "*4033"}),
-    ("studies", {"StudyDate": "20010101"}),
-    ("studies", {"StudyDate": "19950101-20021231"}),
-    ("studies", {"StudyDate": "20020101-"}),
-    ("studies", {"StudyDate": "-20011231"}),
-    ("studies", {"ModalitiesInStudy": "CT"}),
-    ("studies", {"ModalitiesInStudy": "CT\\MR"}),
-    ("studies", {"StudyDescription": "Brain*"}),
-    ("studies", {"AccessionNumber": "428"}),
-    ("series", {}),
-    ("series", {"Modality": "MR"}),
-    ("series", {"SeriesNumber": "2"}),
-    ("series", {"PatientID": "98890234", "Modality": "CT"}),
-    ("instances", {}),
-    ("instances", {"InstanceNumber": "1"}),
-    ("instances", {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.4"}),
+    "studies",
+    "studies?PatientName=Doe*",
+    "studies?PatientName=*peter*",
+    "studies?PatientName=buc*",
+    "studies?PatientName=Doe^Peter",
+    "studies?PatientID=77654033",
+    "studies?PatientID=*4033",
+    "studies?00100020=98890234",
+    "studies?StudyDate=20010101",
+    "studies?StudyDate=19950101-20021231",
+    "studies?StudyDate=20020101-",
+    "studies?ModalitiesInStudy=CT",
+    "studies?ModalitiesInStudy=CT,MR",
+    "studies?StudyDescription=Brain*",
+    "studies?AccessionNumber=428",
+    "series",
+    "series?Modality=MR",
+    "series?SeriesNumber=2",
+    "series?PatientID=98890234&Modality=CT",
+    "instances",
+    "instances?InstanceNumber=1",
+    "instances?SOPClassUID=1.2.840.10008.5.1.4.1.1.4",
 ]
 
 
-@pytest.mark.parametrize("level,filters", SAME_AS_ORTHANC, ids=[f"{lv}-{f}" for lv, f in SAME_AS_ORTHANC])
-def test_the_same_search_finds_what_orthanc_finds(server, loaded, orthanc_loaded, archive, level, filters):
-    key = {"studies": "0020000D", "series": "0020000E", "instances": "00080018"}[level]
-    ours = getattr(dicomweb(server, loaded), f"search_for_{level}")(search_filters=filters, get_remaining=True)
-    theirs = getattr(orthanc_loaded.client(), f"search_for_{level}")(search_filters=filters)
-    assert theirs, f"Orthanc found nothing for {level} {filters}: not a useful comparison"
-    assert uids(ours, key) == uids(theirs, key)
+@pytest.mark.parametrize("search", SAME_AS_ORTHANC)
+def test_the_same_search_finds_what_orthanc_finds(server, loaded, orthanc_loaded, archive, search):
+    key = {"studies": "0020000D", "series": "0020000E", "instances": "00080018"}[search.split("?")[0]]
+    ours = get(server, loaded, f"/{search}")
+    theirs = httpx.get(f"{orthanc_loaded.dicomweb_url}/{search}", headers=JSON, timeout=30)
+    assert (ours.status_code, theirs.status_code) == (200, 200), (ours.text, theirs.text)
+    assert theirs.json(), f"Orthanc found nothing for {search}: not a useful comparison"
+    assert uids(ours.json(), key) == uids(theirs.json(), key)
 
 
 def test_a_studys_series_and_instances_are_what_orthanc_lists(server, loaded, orthanc_loaded, archive):

@@ -155,12 +155,31 @@ fn action(method: &Method, route: &str) -> (String, bool) {
         ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{instance}") => {
             Some(("dicom_instance.read", false))
         }
+        ("GET", r) if r.starts_with("/dicomweb/") => Some((dicomweb_read_action(r), false)),
         _ => None,
     };
     match known {
         Some((action, id_in_path)) => (action.to_owned(), id_in_path),
         // A route missing from the table is still recorded, under its method and template.
         None => (format!("{method} {route}"), false),
+    }
+}
+
+/// DICOMweb reads by kind: searches (QIDO-RS resources end in a collection),
+/// metadata, frames, bulk data, rendered images, and whole retrieves.
+fn dicomweb_read_action(route: &str) -> &'static str {
+    let last = route.rsplit('/').next().unwrap_or_default();
+    if route.contains("/frames/") && !route.ends_with("/rendered") && !route.ends_with("/thumbnail")
+    {
+        "dicom.frames"
+    } else {
+        match last {
+            "studies" | "series" | "instances" => "dicom.search",
+            "metadata" => "dicom.metadata",
+            "rendered" | "thumbnail" => "dicom.render",
+            _ if route.contains("/bulk/") => "dicom.bulk",
+            _ => "dicom.retrieve",
+        }
     }
 }
 
@@ -242,4 +261,38 @@ fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<String> {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dicomweb_read_action;
+
+    #[test]
+    fn dicomweb_reads_are_named_by_kind() {
+        let instance = "/dicomweb/studies/{study}/series/{series}/instances/{instance}";
+        for (route, action) in [
+            ("/dicomweb/studies".to_owned(), "dicom.search"),
+            (
+                "/dicomweb/studies/{study}/series".to_owned(),
+                "dicom.search",
+            ),
+            (format!("{instance}/metadata"), "dicom.metadata"),
+            (format!("{instance}/frames/{{frames}}"), "dicom.frames"),
+            (
+                format!("{instance}/frames/{{frame}}/rendered"),
+                "dicom.render",
+            ),
+            (
+                "/dicomweb/studies/{study}/thumbnail".to_owned(),
+                "dicom.render",
+            ),
+            (format!("{instance}/bulk/{{tag}}"), "dicom.bulk"),
+            (
+                "/dicomweb/studies/{study}/series/{series}".to_owned(),
+                "dicom.retrieve",
+            ),
+        ] {
+            assert_eq!(dicomweb_read_action(&route), action, "{route}");
+        }
+    }
 }

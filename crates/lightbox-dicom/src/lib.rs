@@ -17,8 +17,11 @@
 //! - `dicomweb`: DICOMweb wire formats for the HTTP handlers in
 //!   `lightbox-api`: multipart/related in and out (`multipart`) and the
 //!   STOW-RS response (`stow`).
+//! - `render`: a stored Part 10 file's frame as a JPEG or PNG for people
+//!   (WADO-RS rendered and thumbnails): pure, bytes in and bytes out.
 //!
-//! Dependencies run one way: `protocol` ← `scp` → `ingest` ← `dicomweb`.
+//! Dependencies run one way: `protocol` ← `scp` → `ingest` ← `dicomweb`;
+//! `render` depends on none of them.
 
 pub mod dicomweb;
 pub mod ingest;

@@ -33,6 +33,7 @@ mod qido;
 mod settings;
 mod sql;
 mod studies;
+mod thumbnails;
 mod users;
 mod viewer_pages;
 mod wado;
@@ -41,6 +42,7 @@ mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
 pub use qido::{QidoInstance, QidoPage, QidoRow, QidoSeries, QidoStudy};
+pub use thumbnails::RepresentativeInstance;
 mod web_sessions;
 
 pub use admin_views::{DicomStudySummary, SessionAccessFacts};

@@ -171,7 +171,10 @@ fn search_sql(dialect: Dialect, org_id: OrgId, scope: Option<&[String]>, query: 
             "se"
         }
         Level::Instance => {
-            sql.push(", ").push(SERIES_COLUMNS).push(", ").push(INSTANCE_COLUMNS);
+            sql.push(", ")
+                .push(SERIES_COLUMNS)
+                .push(", ")
+                .push(INSTANCE_COLUMNS);
             if with_metadata {
                 sql.push(", i.metadata");
             }
@@ -222,9 +225,7 @@ fn search_sql(dialect: Dialect, org_id: OrgId, scope: Option<&[String]>, query: 
             " ORDER BY (se.series_number IS NULL), se.series_number, i.series_instance_uid, \
              (i.instance_number IS NULL), i.instance_number, i.sop_instance_uid"
         }
-        (Level::Instance, None, None) => {
-            " ORDER BY i.created_at DESC, i.sop_instance_uid DESC"
-        }
+        (Level::Instance, None, None) => " ORDER BY i.created_at DESC, i.sop_instance_uid DESC",
     });
     sql.push(" LIMIT ")
         .bind(i64::from(query.limit) + 1)
@@ -301,13 +302,21 @@ fn condition(dialect: Dialect, sql: &mut Sql, own: &str, attribute: Attribute, c
                 let wild = matches!(pattern, Pattern::Wildcard(_));
                 match dialect {
                     Dialect::Postgres => {
-                        let inner = if wild { like_pattern(p) } else { like_escape(p) };
+                        let inner = if wild {
+                            like_pattern(p)
+                        } else {
+                            like_escape(p)
+                        };
                         sql.push(&format!("('\\' || {col} || '\\') LIKE "))
                             .bind(format!("%\\\\{inner}\\\\%"))
                             .push(" ESCAPE '\\'");
                     }
                     Dialect::Sqlite => {
-                        let inner = if wild { glob_pattern(p) } else { glob_escape(p) };
+                        let inner = if wild {
+                            glob_pattern(p)
+                        } else {
+                            glob_escape(p)
+                        };
                         sql.push(&format!("('\\' || {col} || '\\') GLOB "))
                             .bind(format!("*\\{inner}\\*"));
                     }
@@ -351,7 +360,8 @@ fn condition(dialect: Dialect, sql: &mut Sql, own: &str, attribute: Attribute, c
                             .push(" ESCAPE '\\'");
                     }
                     Dialect::Sqlite => {
-                        sql.push(&format!("{col} GLOB ")).bind(glob_pattern(&fold(p)));
+                        sql.push(&format!("{col} GLOB "))
+                            .bind(glob_pattern(&fold(p)));
                     }
                 }
             }

@@ -3,8 +3,8 @@
 //! The six resources share one handler: read the query string into a typed
 //! search (`lightbox_dicom::dicomweb::qido`), run it in the caller's
 //! organization and scope, answer `application/dicom+json`. No match is
-//! `200 []` (PS3.18 allows 204 too, but dicomweb-client's JavaScript, which
-//! OHIF uses, reads a 204's empty body as null). A path naming a study or
+//! `200 []` (PS3.18 allows 204 too, but an empty array needs no special case
+//! in any client, an empty body might). A path naming a study or
 //! series the caller cannot see is 404, as everywhere else. What was not
 //! honoured (a cut page, ignored keys, fuzzy matching) is a `Warning: 299`.
 
@@ -66,7 +66,14 @@ async fn study_series(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let study = path_uid("StudyInstanceUID", &study)?;
-    search(state, caller, Resource::StudySeries { study }, query, headers).await
+    search(
+        state,
+        caller,
+        Resource::StudySeries { study },
+        query,
+        headers,
+    )
+    .await
 }
 
 async fn study_instances(
@@ -77,7 +84,14 @@ async fn study_instances(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let study = path_uid("StudyInstanceUID", &study)?;
-    search(state, caller, Resource::StudyInstances { study }, query, headers).await
+    search(
+        state,
+        caller,
+        Resource::StudyInstances { study },
+        query,
+        headers,
+    )
+    .await
 }
 
 async fn series_instances(
@@ -167,9 +181,14 @@ fn accepts_json(accept: Option<&str>) -> bool {
     };
     accept.split(',').any(|range| {
         let media = range.split(';').next().unwrap_or("").trim();
-        ["*/*", "application/*", "application/json", "application/dicom+json"]
-            .iter()
-            .any(|ok| media.eq_ignore_ascii_case(ok))
+        [
+            "*/*",
+            "application/*",
+            "application/json",
+            "application/dicom+json",
+        ]
+        .iter()
+        .any(|ok| media.eq_ignore_ascii_case(ok))
     })
 }
 
@@ -181,8 +200,12 @@ mod tests {
     fn accept_headers_clients_send_are_admitted() {
         assert!(accepts_json(None));
         assert!(accepts_json(Some("application/dicom+json")));
-        assert!(accepts_json(Some("application/dicom+json, application/json")));
+        assert!(accepts_json(Some(
+            "application/dicom+json, application/json"
+        )));
         assert!(accepts_json(Some("*/*;q=0.8")));
-        assert!(!accepts_json(Some("multipart/related; type=\"application/dicom+xml\"")));
+        assert!(!accepts_json(Some(
+            "multipart/related; type=\"application/dicom+xml\""
+        )));
     }
 }

@@ -71,9 +71,7 @@ async fn stow_into(
     }
     let delivery = Delivery {
         org_id: caller.org_id,
-        source: DicomSource::Stow {
-            api_key_id,
-        },
+        source: DicomSource::Stow { api_key_id },
         expected_study,
     };
     let results = stow::store(

@@ -162,7 +162,10 @@ fn number(field: &str, value: &str) -> Result<u32, Error> {
     value.parse::<u32>().map_err(|_| {
         Error::invalid(
             field,
-            format!("{field} must be a whole number from 0 to {}, not `{value}`", u32::MAX),
+            format!(
+                "{field} must be a whole number from 0 to {}, not `{value}`",
+                u32::MAX
+            ),
         )
     })
 }
@@ -263,9 +266,11 @@ fn condition(attribute: Attribute, value: &str) -> Result<Option<Condition>, Err
             Condition::OneOf(codes.into_iter().map(pattern).collect())
         }
         MatchKind::Text { .. } => Condition::OneOf(vec![pattern(value)]),
-        MatchKind::Integer => Condition::Integer(value.parse::<i64>().map_err(|_| {
-            invalid(format!("{field} must be a whole number, not `{value}`"))
-        })?),
+        MatchKind::Integer => Condition::Integer(
+            value
+                .parse::<i64>()
+                .map_err(|_| invalid(format!("{field} must be a whole number, not `{value}`")))?,
+        ),
         MatchKind::Date => match value.split_once('-') {
             None => {
                 date(field, value)?;
@@ -280,7 +285,9 @@ fn condition(attribute: Attribute, value: &str) -> Result<Option<Condition>, Err
                     date(field, end)?;
                 }
                 if !from.is_empty() && !to.is_empty() && from > to {
-                    return Err(invalid(format!("{field}: the range {value} ends before it starts")));
+                    return Err(invalid(format!(
+                        "{field}: the range {value} ends before it starts"
+                    )));
                 }
                 Condition::Range {
                     from: (!from.is_empty()).then(|| from.to_owned()),
@@ -302,7 +309,9 @@ fn condition(attribute: Attribute, value: &str) -> Result<Option<Condition>, Err
             let to = (!to.is_empty()).then(|| end_of(to));
             if let Some(to) = &to {
                 if !from.is_empty() && from > to.as_str() {
-                    return Err(invalid(format!("{field}: the range {value} ends before it starts")));
+                    return Err(invalid(format!(
+                        "{field}: the range {value} ends before it starts"
+                    )));
                 }
             }
             Condition::Range {
@@ -326,7 +335,9 @@ fn date(field: &str, value: &str) -> Result<(), Error> {
     let bad = || {
         Error::invalid(
             field,
-            format!("{field}: `{value}` is not a date (YYYYMMDD) or a range of dates (a-b, a-, -b)"),
+            format!(
+                "{field}: `{value}` is not a date (YYYYMMDD) or a range of dates (a-b, a-, -b)"
+            ),
         )
     };
     if value.len() != 8 || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -335,6 +346,8 @@ fn date(field: &str, value: &str) -> Result<(), Error> {
     let year: u32 = value[..4].parse().map_err(|_| bad())?;
     let month: u32 = value[4..6].parse().map_err(|_| bad())?;
     let day: u32 = value[6..].parse().map_err(|_| bad())?;
+    // `is_multiple_of` needs Rust 1.87; the workspace builds with 1.85.
+    #[allow(clippy::manual_is_multiple_of)]
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -365,11 +378,16 @@ fn time(field: &str, value: &str) -> Result<(), Error> {
         return Err(bad());
     }
     if let Some(f) = fraction {
-        if whole.len() != 6 || f.is_empty() || f.len() > 6 || !f.bytes().all(|b| b.is_ascii_digit()) {
+        if whole.len() != 6 || f.is_empty() || f.len() > 6 || !f.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
     }
-    let part = |at: usize| whole.get(at..at + 2).map(|p| p.parse::<u32>().unwrap_or(99));
+    let part = |at: usize| {
+        whole
+            .get(at..at + 2)
+            .map(|p| p.parse::<u32>().unwrap_or(99))
+    };
     if part(0).is_some_and(|h| h > 23)
         || part(2).is_some_and(|m| m > 59)
         || part(4).is_some_and(|s| s > 60)
@@ -407,13 +425,23 @@ fn result(row: &QidoRow, query: &Query, base: &str) -> Value {
     if query.level == Level::Study || query.study.is_none() {
         study_defaults(&mut out, &row.study);
     }
-    put(&mut out, "0020000D", "UI", Some(&row.study.study_instance_uid));
+    put(
+        &mut out,
+        "0020000D",
+        "UI",
+        Some(&row.study.study_instance_uid),
+    );
     if let Some(series) = &row.series {
         url = format!("{study_url}/series/{}", series.series_instance_uid);
         if query.level == Level::Series || query.series.is_none() {
             series_defaults(&mut out, series);
         }
-        put(&mut out, "0020000E", "UI", Some(&series.series_instance_uid));
+        put(
+            &mut out,
+            "0020000E",
+            "UI",
+            Some(&series.series_instance_uid),
+        );
         if let Some(instance) = &row.instance {
             url = format!("{url}/instances/{}", instance.sop_instance_uid);
             instance_defaults(&mut out, instance);
@@ -448,7 +476,10 @@ fn result(row: &QidoRow, query: &Query, base: &str) -> Value {
     }
     // Every value was decoded to Unicode at ingest: JSON text is UTF-8.
     if charset_given || out.contains_key("00080005") {
-        out.insert("00080005".into(), json!({"vr": "CS", "Value": ["ISO_IR 192"]}));
+        out.insert(
+            "00080005".into(),
+            json!({"vr": "CS", "Value": ["ISO_IR 192"]}),
+        );
     }
     Value::Object(out)
 }
@@ -584,44 +615,94 @@ mod tests {
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         let q = s.query;
         assert_eq!((q.limit, q.offset), (101, 0));
-        let by = |a: Attribute| q.filters.iter().find(|f| f.attribute == a).unwrap().condition.clone();
-        assert_eq!(by(Attribute::PatientName), Condition::OneOf(vec![Pattern::Wildcard("*doe*".into())]));
-        assert_eq!(by(Attribute::PatientId), Condition::OneOf(vec![Pattern::Wildcard("*id*".into())]));
+        let by = |a: Attribute| {
+            q.filters
+                .iter()
+                .find(|f| f.attribute == a)
+                .unwrap()
+                .condition
+                .clone()
+        };
+        assert_eq!(
+            by(Attribute::PatientName),
+            Condition::OneOf(vec![Pattern::Wildcard("*doe*".into())])
+        );
+        assert_eq!(
+            by(Attribute::PatientId),
+            Condition::OneOf(vec![Pattern::Wildcard("*id*".into())])
+        );
         assert_eq!(
             by(Attribute::ModalitiesInStudy),
-            Condition::OneOf(vec![Pattern::Literal("CT".into()), Pattern::Literal("MR".into())])
+            Condition::OneOf(vec![
+                Pattern::Literal("CT".into()),
+                Pattern::Literal("MR".into())
+            ])
         );
         assert_eq!(
             by(Attribute::StudyDate),
-            Condition::Range { from: Some("20010101".into()), to: Some("20031231".into()) }
+            Condition::Range {
+                from: Some("20010101".into()),
+                to: Some("20031231".into())
+            }
         );
         assert_eq!(
             q.include,
-            Include::Tags(vec![(0x0008, 0x1030), (0x0008, 0x0060), (0x0008, 0x0090), (0x0010, 0x0030)])
+            Include::Tags(vec![
+                (0x0008, 0x1030),
+                (0x0008, 0x0060),
+                (0x0008, 0x0090),
+                (0x0010, 0x0030)
+            ])
         );
     }
 
     #[test]
     fn uid_lists_split_on_commas_and_backslashes() {
-        let q = studies("StudyInstanceUID=1.2.3%5C1.2.4,1.2.5").unwrap().query;
+        let q = studies("StudyInstanceUID=1.2.3%5C1.2.4,1.2.5")
+            .unwrap()
+            .query;
         assert_eq!(
             q.filters[0].condition,
-            Condition::OneOf(["1.2.3", "1.2.4", "1.2.5"].map(|u| Pattern::Literal(u.into())).to_vec())
+            Condition::OneOf(
+                ["1.2.3", "1.2.4", "1.2.5"]
+                    .map(|u| Pattern::Literal(u.into()))
+                    .to_vec()
+            )
         );
-        assert_eq!(field(studies("StudyInstanceUID=1.2.3,1.2.x").unwrap_err()).as_deref(), Some("StudyInstanceUID"));
+        assert_eq!(
+            field(studies("StudyInstanceUID=1.2.3,1.2.x").unwrap_err()).as_deref(),
+            Some("StudyInstanceUID")
+        );
         assert!(studies("StudyInstanceUID=1.2.*").is_err());
     }
 
     #[test]
     fn open_date_ranges_and_partial_times() {
-        let q = studies("StudyDate=-19991231&StudyTime=10-1030").unwrap().query;
-        assert_eq!(q.filters[0].condition, Condition::Range { from: None, to: Some("19991231".into()) });
+        let q = studies("StudyDate=-19991231&StudyTime=10-1030")
+            .unwrap()
+            .query;
+        assert_eq!(
+            q.filters[0].condition,
+            Condition::Range {
+                from: None,
+                to: Some("19991231".into())
+            }
+        );
         assert_eq!(
             q.filters[1].condition,
-            Condition::Range { from: Some("10".into()), to: Some("103059.999999".into()) }
+            Condition::Range {
+                from: Some("10".into()),
+                to: Some("103059.999999".into())
+            }
         );
         let q = studies("StudyDate=20010101-").unwrap().query;
-        assert_eq!(q.filters[0].condition, Condition::Range { from: Some("20010101".into()), to: None });
+        assert_eq!(
+            q.filters[0].condition,
+            Condition::Range {
+                from: Some("20010101".into()),
+                to: None
+            }
+        );
     }
 
     #[test]
@@ -641,7 +722,11 @@ mod tests {
             ("fuzzymatching=maybe", "fuzzymatching"),
             ("PatientID=a&PatientID=b", "PatientID"),
         ] {
-            assert_eq!(field(studies(query).unwrap_err()).as_deref(), Some(f), "{query}");
+            assert_eq!(
+                field(studies(query).unwrap_err()).as_deref(),
+                Some(f),
+                "{query}"
+            );
         }
         let instances = parse(Resource::Instances, "InstanceNumber=one").unwrap_err();
         assert_eq!(field(instances).as_deref(), Some("InstanceNumber"));
@@ -649,11 +734,18 @@ mod tests {
 
     #[test]
     fn unindexed_and_lower_level_keys_are_ignored_with_a_warning() {
-        let s = studies("InstitutionName=X&SOPInstanceUID=1.2.3&OtherPatientIDsSequence.PatientID=1").unwrap();
+        let s =
+            studies("InstitutionName=X&SOPInstanceUID=1.2.3&OtherPatientIDsSequence.PatientID=1")
+                .unwrap();
         assert!(s.query.filters.is_empty());
         assert_eq!(s.warnings.len(), 1);
-        assert!(s.warnings[0].contains("InstitutionName, SOPInstanceUID, OtherPatientIDsSequence.PatientID"));
-        let s = parse(Resource::Instances, "SOPInstanceUID=1.2.3&fuzzymatching=true").unwrap();
+        assert!(s.warnings[0]
+            .contains("InstitutionName, SOPInstanceUID, OtherPatientIDsSequence.PatientID"));
+        let s = parse(
+            Resource::Instances,
+            "SOPInstanceUID=1.2.3&fuzzymatching=true",
+        )
+        .unwrap();
         assert_eq!(s.query.filters.len(), 1);
         assert!(s.warnings[0].contains("fuzzymatching"));
     }
@@ -661,7 +753,9 @@ mod tests {
     #[test]
     fn tags_and_keywords_name_the_same_attribute_and_universal_values_match_all() {
         assert_eq!(tag("00100010").unwrap(), tag("PatientName").unwrap());
-        let q = studies("PatientName=&00100020=*&ModalitiesInStudy=CT,*").unwrap().query;
+        let q = studies("PatientName=&00100020=*&ModalitiesInStudy=CT,*")
+            .unwrap()
+            .query;
         assert!(q.filters.is_empty());
     }
 
@@ -669,7 +763,14 @@ mod tests {
     fn pages_are_bounded() {
         assert_eq!(studies("").unwrap().query.limit, DEFAULT_LIMIT);
         assert_eq!(studies("limit=50000").unwrap().query.limit, MAX_LIMIT);
-        let within = parse(Resource::StudySeries { study: "1.2".into() }, "").unwrap().query;
+        let within = parse(
+            Resource::StudySeries {
+                study: "1.2".into(),
+            },
+            "",
+        )
+        .unwrap()
+        .query;
         assert_eq!(within.limit, DEFAULT_LIMIT_WITHIN_STUDY);
         assert_eq!(within.study.as_deref(), Some("1.2"));
     }
@@ -728,7 +829,10 @@ mod tests {
         assert_eq!(s["00080061"]["Value"], json!(["CT", "MR"]));
         assert_eq!(s["00201206"]["Value"][0], 2);
         assert_eq!(s["00201208"]["Value"][0], 5);
-        assert_eq!(s["00100010"]["Value"][0], json!({"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎"}));
+        assert_eq!(
+            s["00100010"]["Value"][0],
+            json!({"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎"})
+        );
         assert_eq!(s["00081190"]["Value"][0], "http://h/dicomweb/studies/1.2.3");
         assert_eq!(s["00081030"]["Value"][0], "Head");
         assert_eq!(s["00080005"]["Value"][0], "ISO_IR 192");
@@ -739,7 +843,10 @@ mod tests {
     #[test]
     fn an_instance_result_under_a_series_has_its_own_attributes_and_absolute_bulk_data() {
         let q = parse(
-            Resource::SeriesInstances { study: "1.2.3".into(), series: "1.2.3.4".into() },
+            Resource::SeriesInstances {
+                study: "1.2.3".into(),
+                series: "1.2.3.4".into(),
+            },
             "includefield=all",
         )
         .unwrap()
@@ -753,9 +860,15 @@ mod tests {
         assert_eq!(i["00080021"]["Value"][0], "20010101");
         assert_eq!(i["0020000E"]["Value"][0], "1.2.3.4");
         // Within a study, the study's own attributes are not repeated by default.
-        let q = parse(Resource::SeriesInstances { study: "1.2.3".into(), series: "1.2.3.4".into() }, "")
-            .unwrap()
-            .query;
+        let q = parse(
+            Resource::SeriesInstances {
+                study: "1.2.3".into(),
+                series: "1.2.3.4".into(),
+            },
+            "",
+        )
+        .unwrap()
+        .query;
         let out = results(&[row()], &q, "http://h/dicomweb");
         assert!(out[0].get("00100020").is_none());
         assert!(out[0].get("00201209").is_none());
