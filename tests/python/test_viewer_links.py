@@ -104,8 +104,8 @@ def test_the_cookie_reads_its_study_and_no_other(server, org, two_studies):
 
 
 def test_the_built_in_page_scrolls_through_every_frame(server, org, two_studies):
-    _, mr = two_studies
-    page, _ = open_link(study_link(server, org, mr.StudyInstanceUID))
+    ct, mr = two_studies
+    page, token = open_link(study_link(server, org, mr.StudyInstanceUID))
     assert page.status_code == 200
     series = re.findall(r'data-series="([^"]+)" data-frames="([^"]+)"', page.text)
     assert [uid for uid, _ in series] == [mr.SeriesInstanceUID]
@@ -113,6 +113,13 @@ def test_the_built_in_page_scrolls_through_every_frame(server, org, two_studies)
     assert frames == [f"{instance_path(mr)}/frames/{n}/rendered" for n in range(1, 3)]
     assert f'src="{frames[0]}"' in page.text
     assert 'max="2"' in page.text
+    # The page's images load with the link's cookie, as the browser fetches them; the other study's do not.
+    with with_cookie(server, token) as browser:
+        for frame in frames:
+            image = browser.get(frame, headers={"Accept": "image/avif,image/webp,image/png,image/*,*/*;q=0.8"})
+            assert image.status_code == 200, image.text
+            assert image.headers["content-type"].startswith("image/")
+        assert browser.get(f"{instance_path(ct)}/frames/1/rendered").status_code == 404
     script = httpx.get(f"{server.base_url}/viewer/assets/builtin-viewer.js", timeout=10)
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
