@@ -17,3 +17,11 @@ CREATE INDEX dicom_studies_date_match
 -- incremental sort.
 DROP INDEX dicom_studies_newest;
 CREATE INDEX dicom_studies_newest ON dicom_studies (org_id, created_at, study_instance_uid);
+-- ModalitiesInStudy matches `'\' || modalities || '\'` with LIKE, an
+-- expression PostgreSQL cannot estimate without statistics of its own: it
+-- guessed 287 of 9,241 matches (200,000 studies, a year, CT or MR), walked the
+-- StudyDate index and sorted them all (31 ms) instead of walking newest first
+-- and stopping after the page (0.3 ms). Expression statistics (PostgreSQL 14+)
+-- give it the few distinct modality sets and how common each is.
+CREATE STATISTICS dicom_studies_modalities_wrapped ON (('\' || modalities || '\')) FROM dicom_studies;
+ANALYZE dicom_studies;
