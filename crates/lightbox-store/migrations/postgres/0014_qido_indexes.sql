@@ -8,10 +8,6 @@
 -- pending list, which every search would otherwise scan.
 CREATE INDEX dicom_studies_patient_name_trgm ON dicom_studies
     USING gin (patient_name_search gin_trgm_ops) WITH (fastupdate = off);
--- The StudyDate range with the columns the other filters test, for an
--- index-only walk of a date range when the name is common or absent.
-CREATE INDEX dicom_studies_date_match
-    ON dicom_studies (org_id, study_date, patient_name_search, modalities, created_at);
 -- Newest first ends with the Study Instance UID (a unique tie-break): with it
 -- in the index, a page is a backward walk that stops after the page, not an
 -- incremental sort.
