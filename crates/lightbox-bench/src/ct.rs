@@ -106,9 +106,19 @@ fn pixels(matrix: u16, i: u64) -> Vec<u8> {
 
 /// Instance `i` of `set` (0-based), as a Part 10 object.
 pub fn instance(set: &CtSet, i: u64) -> anyhow::Result<FileDicomObject<InMemDicomObject>> {
-    let series = i / SLICES_PER_SERIES;
+    instance_in_series_of(set, i, SLICES_PER_SERIES)
+}
+
+/// Instance `i` of `set` in series of `slices` slices (two series a study):
+/// the `dicomweb` benchmark stores one series of 500.
+pub fn instance_in_series_of(
+    set: &CtSet,
+    i: u64,
+    slices: u64,
+) -> anyhow::Result<FileDicomObject<InMemDicomObject>> {
+    let series = i / slices;
     let study = series / SERIES_PER_STUDY;
-    let slice = i % SLICES_PER_SERIES;
+    let slice = i % slices;
     let study_uid = uid(set, 1, study);
     let series_uid = uid(set, 2, series);
     let sop_uid = uid(set, 3, i);

@@ -544,6 +544,7 @@ async fn start_orthanc(binary: &Path, dir: &Path, nagle: bool) -> anyhow::Result
         plugins: Vec::new(),
         dicom_port: Some(port),
         env: dcmtk_env(nagle).to_vec(),
+        metadata_mode: None,
     })
     .await?;
     wait_for_port(port, "Orthanc's DICOM server").await?;

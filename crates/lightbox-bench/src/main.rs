@@ -9,6 +9,9 @@
 mod cpu;
 mod ct;
 mod data;
+mod dicom_data;
+mod dicom_seed;
+mod dicomweb;
 mod explain;
 mod ingest;
 mod load;
@@ -50,6 +53,10 @@ enum Command {
     /// Send N generated CT instances with dcmtk's storescu to Lightbox's DICOM
     /// receiver (and Orthanc, and storescp) over 1 and 4 associations.
     DicomIngest(ingest::IngestArgs),
+    /// DICOMweb at N studies: the DICOM index seeded beside the worklist, a
+    /// real CT series stored through STOW-RS, OHIF's QIDO, metadata and frame
+    /// requests measured (and Orthanc's, with --orthanc-studies).
+    Dicomweb(dicomweb::DicomwebArgs),
 }
 
 #[derive(Args, Clone)]
@@ -102,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => run(args).await.map(|_| ()),
         Command::Orthanc(args) => orthanc::run(args).await,
         Command::DicomIngest(args) => ingest::run(args).await,
+        Command::Dicomweb(args) => dicomweb::run(args).await,
     }
 }
 

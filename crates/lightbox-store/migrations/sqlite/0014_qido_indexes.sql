@@ -1,0 +1,11 @@
+-- QIDO-RS at a million studies (lightbox-bench dicomweb, BENCHMARKS.md
+-- "DICOMweb at 1M studies"). No index is added on SQLite: a covering index
+-- (org_id, study_date, patient_name_search, modalities, created_at) was
+-- measured and dropped. The planner (SQLite here is built without STAT4)
+-- kept the plain StudyDate index of 0009, and forced onto the covering one
+-- OHIF's study list was no faster (0.4-0.8 s at 1M, the year's ~100,000
+-- studies read and sorted either way). What it needs instead: a trigram
+-- FTS5 index on patient names for `*x*` (as 0004 does for descriptions)
+-- and a newest-first walk that stops after a page. Fresh statistics for the
+-- planner meanwhile.
+ANALYZE dicom_studies;
