@@ -87,6 +87,16 @@ pub fn grant(
     .expect("the token is base64url and a dot")
 }
 
+/// The web app's session cookie (`__Host-` when served over HTTPS): the web
+/// app sets it, and DICOMweb reads it to let signed-in users see images.
+pub fn web_session_cookie_name(public_url: Option<&str>) -> &'static str {
+    if public_url.is_some_and(|u| u.starts_with("https://")) {
+        "__Host-lightbox_session"
+    } else {
+        "lightbox_session"
+    }
+}
+
 /// The value of the first cookie called `name` in the request, if any.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

@@ -5,7 +5,7 @@ pub mod audit;
 mod audit_api;
 pub mod auth;
 mod builtin_viewer;
-mod capability;
+pub mod capability;
 pub mod dicomweb;
 pub mod error;
 pub mod extract;

@@ -41,24 +41,14 @@ impl WebUser {
 }
 
 fn cookie_name(state: &WebState) -> &'static str {
-    if state.config.secure_cookies() {
-        "__Host-lightbox_session"
-    } else {
-        "lightbox_session"
-    }
+    lightbox_api::capability::web_session_cookie_name(state.config.public_url.as_deref())
 }
 
 /// The session token from the request's `Cookie` headers.
 fn session_token(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
+    lightbox_api::capability::cookie(headers, name)
         .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 fn set_cookie(state: &WebState, value: &str, max_age: Duration) -> HeaderValue {

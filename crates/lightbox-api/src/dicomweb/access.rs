@@ -53,26 +53,15 @@ pub(super) async fn resolve(parts: &Parts, state: &AppState) -> Result<DicomwebC
             access: DicomAccess::Studies(granted.studies),
         });
     }
-    if let Some(token) = capability::cookie(&parts.headers, web_cookie_name(state)) {
+    if let Some(token) = capability::cookie(
+        &parts.headers,
+        capability::web_session_cookie_name(state.config.public_url.as_deref()),
+    ) {
         return signed_in(parts, state, token).await;
     }
     Err(ApiError::unauthorized(
         "send a Viewer API key as `Authorization: Bearer <api key>`, open a study link, or sign in to the web app",
     ))
-}
-
-/// The web app's session cookie (`lightbox_web::login`): `__Host-` over HTTPS.
-fn web_cookie_name(state: &AppState) -> &'static str {
-    if state
-        .config
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"))
-    {
-        "__Host-lightbox_session"
-    } else {
-        "lightbox_session"
-    }
 }
 
 /// A web-app session, held to the web app's own rules: within its absolute

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::Router;
 use lightbox_domain::ApiKeyId;
 use lightbox_domain::OrgId;
@@ -30,10 +30,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dicomweb/studies", post(stow::store))
         .route("/dicomweb/studies/{study}", post(stow::store_in_study))
-        .route(
-            "/dicomweb/studies/{study}/series/{series}/instances/{instance}",
-            get(wado::instance),
-        )
         .merge(qido::routes())
         .merge(wado::routes())
         .merge(rendered::routes())

@@ -7,7 +7,7 @@ use crate::dicomweb::DicomwebCaller;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use lightbox_dicom::dicomweb::wado::accept::accepts_json;
@@ -17,47 +17,9 @@ use lightbox_dicom::dicomweb::wado::metadata::{instance_url, write_instance};
 /// is read series by series, as OHIF does).
 pub const MAX_METADATA_INSTANCES: usize = 10_000;
 
-pub async fn study(
+/// Study, series or instance metadata, by the route's path.
+pub(super) async fn metadata(
     State(state): State<AppState>,
-    caller: DicomwebCaller,
-    Path(study): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    metadata(state, caller, Uids::parse(&study, None, None)?, headers).await
-}
-
-pub async fn series(
-    State(state): State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    metadata(
-        state,
-        caller,
-        Uids::parse(&study, Some(&series), None)?,
-        headers,
-    )
-    .await
-}
-
-pub async fn instance(
-    State(state): State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    metadata(
-        state,
-        caller,
-        Uids::parse(&study, Some(&series), Some(&instance))?,
-        headers,
-    )
-    .await
-}
-
-async fn metadata(
-    state: AppState,
     caller: DicomwebCaller,
     uids: Uids,
     headers: HeaderMap,

@@ -15,6 +15,8 @@ use super::{path_uid, DicomwebCaller};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Body;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,25 +25,27 @@ use bytes::Bytes;
 use lightbox_dicom::dicomweb::multipart::MediaType;
 use lightbox_dicom::dicomweb::wado::accept::media_ranges;
 use lightbox_store::{WadoInstance, WadoScope};
+use std::collections::HashMap;
 
-pub use retrieve::instance;
-
-/// Retrieve, metadata, frames and bulk data (the single-instance retrieve
-/// route is registered with STOW's in `dicomweb::router`).
+/// Retrieve, metadata, frames and bulk data.
 pub fn routes() -> Router<AppState> {
     const INSTANCE: &str = "/dicomweb/studies/{study}/series/{series}/instances/{instance}";
     Router::new()
-        .route("/dicomweb/studies/{study}", get(retrieve::study))
+        .route("/dicomweb/studies/{study}", get(retrieve::retrieve))
         .route(
             "/dicomweb/studies/{study}/series/{series}",
-            get(retrieve::series),
+            get(retrieve::retrieve),
         )
-        .route("/dicomweb/studies/{study}/metadata", get(metadata::study))
+        .route(INSTANCE, get(retrieve::retrieve))
+        .route(
+            "/dicomweb/studies/{study}/metadata",
+            get(metadata::metadata),
+        )
         .route(
             "/dicomweb/studies/{study}/series/{series}/metadata",
-            get(metadata::series),
+            get(metadata::metadata),
         )
-        .route(&format!("{INSTANCE}/metadata"), get(metadata::instance))
+        .route(&format!("{INSTANCE}/metadata"), get(metadata::metadata))
         .route(
             &format!("{INSTANCE}/frames/{{frames}}"),
             get(frames::frames),
@@ -68,6 +72,26 @@ struct Uids {
     study: String,
     series: Option<String>,
     instance: Option<String>,
+}
+
+/// The UIDs a route's path names (`{study}`, and `{series}` and
+/// `{instance}` where it has them), each checked: one extractor for every level.
+impl FromRequestParts<AppState> for Uids {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Uids, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let study = params
+            .get("study")
+            .ok_or_else(|| ApiError::bad_request("the path names no study"))?;
+        Uids::parse(
+            study,
+            params.get("series").map(String::as_str),
+            params.get("instance").map(String::as_str),
+        )
+    }
 }
 
 impl Uids {

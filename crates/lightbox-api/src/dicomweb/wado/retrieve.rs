@@ -12,7 +12,7 @@ use crate::dicomweb::DicomwebCaller;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -28,47 +28,9 @@ pub const MAX_RETRIEVE_INSTANCES: usize = 20_000;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-pub async fn study(
+/// Study, series or instance retrieve, by the route's path.
+pub async fn retrieve(
     State(state): State<AppState>,
-    caller: DicomwebCaller,
-    Path(study): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    retrieve(state, caller, Uids::parse(&study, None, None)?, headers).await
-}
-
-pub async fn series(
-    State(state): State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    retrieve(
-        state,
-        caller,
-        Uids::parse(&study, Some(&series), None)?,
-        headers,
-    )
-    .await
-}
-
-pub async fn instance(
-    State(state): State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    retrieve(
-        state,
-        caller,
-        Uids::parse(&study, Some(&series), Some(&instance))?,
-        headers,
-    )
-    .await
-}
-
-async fn retrieve(
-    state: AppState,
     caller: DicomwebCaller,
     uids: Uids,
     headers: HeaderMap,
