@@ -7,8 +7,10 @@
 //! The token is the URL signer's (`lightbox_blob::UrlSigner`) with its own
 //! purpose, so neither a link token nor an image URL token works as a cookie
 //! and the cookie opens no link. Its subject is `{link subject}|{uid,uid…}`:
-//! the link's study or session id (for the audit trail and the rate limit)
-//! and the studies, so checking it needs no database.
+//! the link's study or session id (for the audit trail) and the studies, so
+//! checking it needs no database. Unlike API keys, link and web-session reads
+//! are not rate limited: a viewer fetches a series' frames in a burst, and
+//! each request is bounded on its own.
 //!
 //! The cookie is `HttpOnly`, `SameSite=Lax` and scoped to `Path=/dicomweb`
 //! (all OHIF and the built-in page fetch with it); over HTTPS (a `https://`
