@@ -231,6 +231,31 @@ def test_an_ephemeral_session_echoes_its_retrieval_id_and_options_and_stores_the
     assert event["outcome"] == "success"
 
 
+def test_a_session_whose_options_name_no_study_views_what_its_partner_sent(
+    partnered: LightboxServer, receiver: Receiver, files: Files
+) -> None:
+    """The partner alone knows which study a retrieval id means: the link's
+    viewer cookie then reads the study its files brought, and no other."""
+    org = partnered.new_org()
+    create_webhook(partnered, org, receiver, "--events", "ephemeral.access_requested")
+    uid, elsewhere = new_uid(), new_uid()
+    dicomweb(partnered, org).store_instances(instances_of(elsewhere))
+    datasets = instances_of(uid)
+    receiver.script = grants([files.add(f"{ds.SOPInstanceUID}.dcm", part10(ds)) for ds in datasets])
+    session = org.client().viewer.ephemeral_sessions.create(retrieval_id="mrn-7781", options={"site": "north"})
+
+    page = open_link(session.url)
+    assert page.status_code in (200, 302, 303, 307), page.text
+    cookie = page.cookies.get("lightbox_viewer")
+    assert cookie, page.headers
+    with httpx.Client(base_url=partnered.base_url, cookies={"lightbox_viewer": cookie}, timeout=30) as viewer:
+        found = viewer.get("/dicomweb/studies", headers={"Accept": "application/dicom+json"})
+        assert found.status_code == 200, found.text
+        assert [s["0020000D"]["Value"][0] for s in found.json()] == [uid]
+        other = viewer.get(f"/dicomweb/studies/{elsewhere}/metadata")
+        assert other.status_code == 404, other.text
+
+
 def test_a_refusal_shows_the_partners_error_as_images_unavailable_and_is_audited(
     partnered: LightboxServer, receiver: Receiver, files: Files
 ) -> None:

@@ -142,7 +142,8 @@ async fn open_session(
         return invalid_link();
     };
     // The session's images come from its partner (`ephemeral.access_requested`).
-    if let Some(page) = crate::partner_access::on_session_link(&state, org, &id).await {
+    let access = crate::partner_access::session_access(&state, org, &id).await;
+    if let Some(page) = access.interrupts() {
         return about(id.as_str(), page);
     }
     match state.store.ephemeral_session(org, &id).await {
@@ -156,10 +157,16 @@ async fn open_session(
                 ("Layout", layout.to_owned()),
                 ("Valid until", session.expires_at.to_rfc3339()),
             ];
-            let uids = match session_studies(&state, org, &session).await {
+            let mut uids = match session_studies(&state, org, &session).await {
                 Ok(uids) => uids,
                 Err(e) => return server_error(e),
             };
+            // The studies the partner's files just brought are the session's too.
+            for uid in access.study_uids() {
+                if !uids.contains(uid) && uids.len() < capability::MAX_STUDIES {
+                    uids.push(uid.clone());
+                }
+            }
             open_images(&state, org, &claims, "Viewer session", &details, &uids).await
         }
         Ok(None) => invalid_link(),

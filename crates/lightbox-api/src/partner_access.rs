@@ -160,15 +160,6 @@ pub async fn on_study_link(state: &AppState, org: OrgId, study: &StudyId) -> Opt
     study_access(state, org, study).await.interrupts()
 }
 
-/// The hook at the start of an ephemeral-session link.
-pub async fn on_session_link(
-    state: &AppState,
-    org: OrgId,
-    session: &EphemeralSessionId,
-) -> Option<Response> {
-    session_access(state, org, session).await.interrupts()
-}
-
 /// Decides whether a study link needs the partner, and asks.
 pub async fn study_access(state: &AppState, org: OrgId, id: &StudyId) -> Access {
     let Some(partner) = state.partner.clone() else {
