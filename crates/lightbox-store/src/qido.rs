@@ -15,43 +15,27 @@
 
 use crate::sql::{like_escape, Sql};
 use crate::{Dialect, Store, StoreError};
+use lightbox_domain::dicom::{SeriesAttributes, StudyAttributes};
 use lightbox_domain::qido::{Attribute, Condition, Level, Pattern, Query};
 use lightbox_domain::OrgId;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-/// A study as QIDO returns it.
+/// A study as QIDO returns it: what the index keeps of it, with the counts
+/// and modalities its series and instances add up to.
 #[derive(Debug, Clone)]
 pub struct QidoStudy {
-    pub study_instance_uid: String,
-    pub patient_name: Option<String>,
-    pub patient_id: Option<String>,
-    pub patient_birth_date: Option<String>,
-    pub patient_sex: Option<String>,
-    pub study_date: Option<String>,
-    pub study_time: Option<String>,
-    pub accession_number: Option<String>,
-    pub referring_physician_name: Option<String>,
-    pub study_id: Option<String>,
-    pub study_description: Option<String>,
+    pub attributes: StudyAttributes,
     /// Distinct modalities, sorted.
     pub modalities: Vec<String>,
     pub series_count: i64,
     pub instance_count: i64,
-    /// Patient- and study-level elements as DICOM JSON (an object).
-    pub attributes: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct QidoSeries {
-    pub series_instance_uid: String,
-    pub modality: Option<String>,
-    pub series_number: Option<i64>,
-    pub series_description: Option<String>,
-    pub series_date: Option<String>,
-    pub series_time: Option<String>,
+    pub attributes: SeriesAttributes,
     pub instance_count: i64,
-    pub attributes: String,
 }
 
 #[derive(Debug, Clone)]
@@ -400,17 +384,20 @@ fn glob_pattern(dicom: &str) -> String {
 fn read_row(row: &AnyRow, query: &Query) -> Result<QidoRow, StoreError> {
     let modalities: String = row.try_get("modalities")?;
     let study = QidoStudy {
-        study_instance_uid: row.try_get("study_instance_uid")?,
-        patient_name: row.try_get("patient_name")?,
-        patient_id: row.try_get("patient_id")?,
-        patient_birth_date: row.try_get("patient_birth_date")?,
-        patient_sex: row.try_get("patient_sex")?,
-        study_date: row.try_get("study_date")?,
-        study_time: row.try_get("study_time")?,
-        accession_number: row.try_get("accession_number")?,
-        referring_physician_name: row.try_get("referring_physician_name")?,
-        study_id: row.try_get("study_id")?,
-        study_description: row.try_get("study_description")?,
+        attributes: StudyAttributes {
+            study_instance_uid: row.try_get("study_instance_uid")?,
+            patient_name: row.try_get("patient_name")?,
+            patient_id: row.try_get("patient_id")?,
+            patient_birth_date: row.try_get("patient_birth_date")?,
+            patient_sex: row.try_get("patient_sex")?,
+            study_date: row.try_get("study_date")?,
+            study_time: row.try_get("study_time")?,
+            accession_number: row.try_get("accession_number")?,
+            referring_physician_name: row.try_get("referring_physician_name")?,
+            study_id: row.try_get("study_id")?,
+            study_description: row.try_get("study_description")?,
+            json: row.try_get("study_attributes")?,
+        },
         modalities: modalities
             .split('\\')
             .filter(|m| !m.is_empty())
@@ -418,18 +405,19 @@ fn read_row(row: &AnyRow, query: &Query) -> Result<QidoRow, StoreError> {
             .collect(),
         series_count: row.try_get("study_series_count")?,
         instance_count: row.try_get("study_instance_count")?,
-        attributes: row.try_get("study_attributes")?,
     };
     let series = if query.level >= Level::Series {
         Some(QidoSeries {
-            series_instance_uid: row.try_get("series_instance_uid")?,
-            modality: row.try_get("modality")?,
-            series_number: row.try_get("series_number")?,
-            series_description: row.try_get("series_description")?,
-            series_date: row.try_get("series_date")?,
-            series_time: row.try_get("series_time")?,
+            attributes: SeriesAttributes {
+                series_instance_uid: row.try_get("series_instance_uid")?,
+                modality: row.try_get("modality")?,
+                series_number: row.try_get("series_number")?,
+                series_description: row.try_get("series_description")?,
+                series_date: row.try_get("series_date")?,
+                series_time: row.try_get("series_time")?,
+                json: row.try_get("series_attributes")?,
+            },
             instance_count: row.try_get("series_instance_count")?,
-            attributes: row.try_get("series_attributes")?,
         })
     } else {
         None

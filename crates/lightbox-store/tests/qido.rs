@@ -60,8 +60,8 @@ async fn found(store: &Store, org: OrgId, scope: Option<&[String]>, q: &Query) -
         .rows
         .into_iter()
         .map(|r| match q.level {
-            Level::Study => r.study.study_instance_uid,
-            Level::Series => r.series.unwrap().series_instance_uid,
+            Level::Study => r.study.attributes.study_instance_uid,
+            Level::Series => r.series.unwrap().attributes.series_instance_uid,
             Level::Instance => r.instance.unwrap().sop_instance_uid,
         })
         .collect();

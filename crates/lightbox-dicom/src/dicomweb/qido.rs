@@ -417,7 +417,7 @@ pub fn results(rows: &[QidoRow], query: &Query, base: &str) -> Value {
 
 fn result(row: &QidoRow, query: &Query, base: &str) -> Value {
     let mut out = Map::new();
-    let study_url = format!("{base}/studies/{}", row.study.study_instance_uid);
+    let study_url = format!("{base}/studies/{}", row.study.attributes.study_instance_uid);
     let mut stored: Vec<Map<String, Value>> = Vec::new();
     let mut url = study_url.clone();
     // Study attributes: at the study level, and above organization-wide
@@ -429,10 +429,13 @@ fn result(row: &QidoRow, query: &Query, base: &str) -> Value {
         &mut out,
         "0020000D",
         "UI",
-        Some(&row.study.study_instance_uid),
+        Some(&row.study.attributes.study_instance_uid),
     );
     if let Some(series) = &row.series {
-        url = format!("{study_url}/series/{}", series.series_instance_uid);
+        url = format!(
+            "{study_url}/series/{}",
+            series.attributes.series_instance_uid
+        );
         if query.level == Level::Series || query.series.is_none() {
             series_defaults(&mut out, series);
         }
@@ -440,7 +443,7 @@ fn result(row: &QidoRow, query: &Query, base: &str) -> Value {
             &mut out,
             "0020000E",
             "UI",
-            Some(&series.series_instance_uid),
+            Some(&series.attributes.series_instance_uid),
         );
         if let Some(instance) = &row.instance {
             url = format!("{url}/instances/{}", instance.sop_instance_uid);
@@ -448,9 +451,9 @@ fn result(row: &QidoRow, query: &Query, base: &str) -> Value {
             stored.push(object(instance.metadata.as_deref().unwrap_or("{}")));
             absolute_bulk_data(stored.last_mut().expect("pushed"), &url);
         }
-        stored.push(object(&series.attributes));
+        stored.push(object(&series.attributes.json));
     }
-    stored.push(object(&row.study.attributes));
+    stored.push(object(&row.study.attributes.json));
     out.insert("00081190".into(), json!({"vr": "UR", "Value": [url]}));
     let charset_given = stored.iter().any(|m| m.contains_key("00080005"));
     match &query.include {
@@ -541,9 +544,10 @@ fn put_name(out: &mut Map<String, Value>, tag: &str, value: Option<&String>) {
 }
 
 fn study_defaults(out: &mut Map<String, Value>, study: &QidoStudy) {
-    put(out, "00080020", "DA", study.study_date.as_ref());
-    put(out, "00080030", "TM", study.study_time.as_ref());
-    put(out, "00080050", "SH", study.accession_number.as_ref());
+    let attributes = &study.attributes;
+    put(out, "00080020", "DA", attributes.study_date.as_ref());
+    put(out, "00080030", "TM", attributes.study_time.as_ref());
+    put(out, "00080050", "SH", attributes.accession_number.as_ref());
     out.insert("00080056".into(), json!({"vr": "CS", "Value": ["ONLINE"]}));
     out.insert(
         "00080061".into(),
@@ -553,24 +557,38 @@ fn study_defaults(out: &mut Map<String, Value>, study: &QidoStudy) {
             json!({"vr": "CS", "Value": study.modalities})
         },
     );
-    put_name(out, "00080090", study.referring_physician_name.as_ref());
-    put_name(out, "00100010", study.patient_name.as_ref());
-    put(out, "00100020", "LO", study.patient_id.as_ref());
-    put(out, "00100030", "DA", study.patient_birth_date.as_ref());
-    put(out, "00100040", "CS", study.patient_sex.as_ref());
-    put(out, "00200010", "SH", study.study_id.as_ref());
+    put_name(
+        out,
+        "00080090",
+        attributes.referring_physician_name.as_ref(),
+    );
+    put_name(out, "00100010", attributes.patient_name.as_ref());
+    put(out, "00100020", "LO", attributes.patient_id.as_ref());
+    put(
+        out,
+        "00100030",
+        "DA",
+        attributes.patient_birth_date.as_ref(),
+    );
+    put(out, "00100040", "CS", attributes.patient_sex.as_ref());
+    put(out, "00200010", "SH", attributes.study_id.as_ref());
     put_number(out, "00201206", "IS", Some(study.series_count));
     put_number(out, "00201208", "IS", Some(study.instance_count));
 }
 
 fn series_defaults(out: &mut Map<String, Value>, series: &QidoSeries) {
-    put(out, "00080060", "CS", series.modality.as_ref());
-    put(out, "0008103E", "LO", series.series_description.as_ref());
-    put_number(out, "00200011", "IS", series.series_number);
+    put(out, "00080060", "CS", series.attributes.modality.as_ref());
+    put(
+        out,
+        "0008103E",
+        "LO",
+        series.attributes.series_description.as_ref(),
+    );
+    put_number(out, "00200011", "IS", series.attributes.series_number);
     put_number(out, "00201209", "IS", Some(series.instance_count));
     // Performed Procedure Step start and Request Attributes are kept only
     // in the stored JSON; they are defaults when the series has them.
-    let stored = object(&series.attributes);
+    let stored = object(&series.attributes.json);
     for key in ["00400244", "00400245", "00400275"] {
         if let Some(value) = stored.get(key) {
             out.insert(key.into(), value.clone());
@@ -592,6 +610,7 @@ fn instance_defaults(out: &mut Map<String, Value>, instance: &QidoInstance) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lightbox_domain::dicom::{SeriesAttributes, StudyAttributes};
 
     fn studies(query: &str) -> Result<Search, Error> {
         parse(Resource::Studies, query)
@@ -778,31 +797,29 @@ mod tests {
     fn row() -> QidoRow {
         QidoRow {
             study: QidoStudy {
-                study_instance_uid: "1.2.3".into(),
-                patient_name: Some("Yamada^Tarou=山田^太郎".into()),
-                patient_id: Some("P1".into()),
-                patient_birth_date: None,
-                patient_sex: Some("M".into()),
-                study_date: Some("20010101".into()),
-                study_time: None,
-                accession_number: None,
-                referring_physician_name: None,
-                study_id: None,
-                study_description: Some("Head".into()),
+                attributes: StudyAttributes {
+                    study_instance_uid: "1.2.3".into(),
+                    patient_name: Some("Yamada^Tarou=山田^太郎".into()),
+                    patient_id: Some("P1".into()),
+                    patient_sex: Some("M".into()),
+                    study_date: Some("20010101".into()),
+                    study_description: Some("Head".into()),
+                    json: r#"{"00080005":{"vr":"CS","Value":["ISO 2022 IR 87"]},"00081030":{"vr":"LO","Value":["Head"]}}"#.into(),
+                    ..StudyAttributes::default()
+                },
                 modalities: vec!["CT".into(), "MR".into()],
                 series_count: 2,
                 instance_count: 5,
-                attributes: r#"{"00080005":{"vr":"CS","Value":["ISO 2022 IR 87"]},"00081030":{"vr":"LO","Value":["Head"]}}"#.into(),
             },
             series: Some(QidoSeries {
-                series_instance_uid: "1.2.3.4".into(),
-                modality: Some("CT".into()),
-                series_number: Some(2),
-                series_description: None,
-                series_date: None,
-                series_time: None,
+                attributes: SeriesAttributes {
+                    series_instance_uid: "1.2.3.4".into(),
+                    modality: Some("CT".into()),
+                    series_number: Some(2),
+                    json: r#"{"00080021":{"vr":"DA","Value":["20010101"]}}"#.into(),
+                    ..SeriesAttributes::default()
+                },
                 instance_count: 3,
-                attributes: r#"{"00080021":{"vr":"DA","Value":["20010101"]}}"#.into(),
             }),
             instance: Some(QidoInstance {
                 sop_instance_uid: "1.2.3.4.5".into(),
