@@ -146,8 +146,10 @@ class LightboxServer:
         data_dir: Path,
         extra_args: tuple[str, ...] = (),
         extra_env: Optional[dict[str, str]] = None,
+        listen: str = "127.0.0.1:0",
     ):
         self.backend = backend
+        self.listen = listen
         self.data_dir = data_dir
         self.extra_args = extra_args
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AVARA_", "LIGHTBOX_"))}
@@ -171,7 +173,7 @@ class LightboxServer:
             )
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [str(LIGHTBOX_BIN), "serve", "--listen", "127.0.0.1:0",
+            [str(LIGHTBOX_BIN), "serve", "--listen", self.listen,
              "--data-dir", str(self.data_dir), *self.extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -23,6 +23,7 @@ from candid.resources.pre_encounter.resources.images.resources.v_1 import ImageS
 
 from conftest import Backend, LightboxServer, Org, new_uid
 from s3server import S3_BUCKET, SeaweedS3
+from test_web_admin_dicom import LiveStream, signed_in
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
 
@@ -128,6 +129,28 @@ def test_studies_written_through_one_are_read_listed_and_searched_through_the_ot
     on_b.viewer.studies.update(first.study_id, study_description=f"updated {needle}")
     again = viewer(pair.a, acme).viewer.studies.retrieve(first.study_id)
     assert again.study_description == f"updated {needle}"
+
+
+def test_a_worklist_open_on_one_sees_studies_written_through_the_other(pair: Pair, acme: Org) -> None:
+    """A radiologist's worklist is served by replica B; studies arrive and change
+    through replica A (the API behind the load balancer): B's live stream carries
+    them (PostgreSQL LISTEN/NOTIFY), and nothing of another organization."""
+    stream = LiveStream(signed_in(pair.b, acme, acme.owner_email))
+    other = pair.a.new_org()
+    viewer(pair.a, other).viewer.studies.create(
+        severity="normal", study_description="Other clinic's secret", study_instance_uid=new_uid(),
+    )
+    study = viewer(pair.a, acme).viewer.studies.create(
+        severity="stat", study_description="Arrived through A", study_instance_uid=new_uid(),
+    )
+    stream.wait_for(study.study_id)
+    assert any("Arrived through A" in line for line in stream.lines)
+    viewer(pair.a, acme).viewer.studies.update(study.study_id, study_description="Changed through A")
+    stream.wait_for("Changed through A")
+    stream.close()
+    other.close()
+    assert not any("secret" in line for line in stream.lines), stream.lines
+    assert "event: study" in stream.lines
 
 
 def test_images_written_through_one_are_read_through_the_other(pair: Pair, acme: Org, s3: SeaweedS3) -> None:

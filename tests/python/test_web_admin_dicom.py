@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import subprocess
+import threading
 import time
 from typing import Iterator
 
@@ -53,6 +54,41 @@ def signed_in(srv: LightboxServer, org: Org, email: str, link_kind: str = "reset
     done = web.post("/ui/login", data={"email": email, "password": PASSWORD, "next": ""})
     assert done.status_code == 303, done.text
     return web
+
+
+class LiveStream:
+    """A signed-in worklist's event stream (`/ui/worklist/events`), read on a
+    thread into `lines`, open once the constructor returns (the handler
+    subscribes before it answers). `close()` closes the client too."""
+
+    def __init__(self, web: httpx.Client):
+        self.web, self.lines = web, []
+        self._open, self._closing = threading.Event(), threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self._open.wait(15), "the worklist's event stream did not open"
+
+    def _read(self) -> None:
+        try:
+            with self.web.stream("GET", "/ui/worklist/events", timeout=httpx.Timeout(10, read=60)) as events:
+                assert events.status_code == 200
+                self._open.set()
+                for line in events.iter_lines():
+                    self.lines.append(line)
+        except httpx.HTTPError:
+            if not self._closing.is_set():  # closing the client ends the stream
+                raise
+
+    def wait_for(self, text: str) -> None:
+        deadline = time.monotonic() + 15
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"{text!r} not in the stream within 15 s: {self.lines}"
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self._closing.set()
+        self.web.close()
+        self._reader.join(10)
 
 
 def admin_page(web: httpx.Client) -> str:
@@ -193,32 +229,76 @@ def test_webhook_endpoints_and_deliveries_are_listed_without_secrets(site: Light
 
 def test_the_worklist_and_study_page_show_the_archives_columns(site: LightboxServer) -> None:
     acme, other = site.new_org(), site.new_org()
-    ct, mr = read("CT_small.dcm"), read("MR_small.dcm")
+    ct, mr, dose = read("CT_small.dcm"), read("MR_small.dcm"), read("CT_small.dcm")
+    del dose.PixelData  # a series without pixels, as a dose report is
+    dose.SeriesDescription, dose.SeriesNumber = "Dose report", 99
+    ct.SeriesNumber, ct.SeriesDescription = 2, "Axial 5mm"
+    mr.SeriesNumber = 1
     uid = generate_uid()
-    for ds in (ct, mr):  # one new study, two series
+    for ds in (ct, mr, dose):  # one new study of one patient, three series
         ds.StudyInstanceUID, ds.SeriesInstanceUID = uid, generate_uid()
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    store(site, acme, [ct, mr], fresh=False)
+        ds.PatientName, ds.PatientID = "Doe^Jane^Q", "MRN-4412"
+    store(site, acme, [ct, mr, dose], fresh=False)
     dicom_study = acme.client().viewer.studies.retrieve_by_uid(uid)
     ordered = acme.client().viewer.studies.create(severity="high", study_description="Ordered, no images yet",
                                                   study_instance_uid=new_uid())
     web = signed_in(site, acme, acme.owner_email)
     worklist = web.get("/ui/worklist")
     assert worklist.status_code == 200
+    assert '<th scope="col">Patient</th>' in worklist.text
     row = worklist.text.split(f'id="study-{dicom_study.study_id}"')[1].split("</tr>")[0]
     date = ct.StudyDate
+    assert "Doe, Jane Q" in row and "ID MRN-4412" in row, row
     assert '<td class="modalities">CT, MR</td>' in row, row
-    assert "2 series, 2 instances" in row, row
+    assert "3 series, 3 instances" in row, row
     assert f"{date[:4]}-{date[4:6]}-{date[6:]}" in row, row
     plain = worklist.text.split(f'id="study-{ordered.study_id}"')[1].split("</tr>")[0]
-    assert "No images" in plain, plain
+    assert "No images" in plain and "MRN" not in plain, plain
 
     study_page = web.get(f"/ui/studies/{dicom_study.study_id}").text
+    assert 'id="study-patient">Doe, Jane Q<' in study_page
+    assert 'id="study-patient-id">MRN-4412<' in study_page
     assert 'id="study-modalities">CT, MR<' in study_page
-    assert "2 series, 2 instances" in study_page
+    assert "3 series, 3 instances" in study_page
+    # The series in SeriesNumber order, each with its thumbnail, the one without pixels without.
+    series = study_page.split('id="study-series"')[1].split("</ul>")[0]
+    cards = series.split('class="series-card"')[1:]
+    assert [c.split('class="series-label">')[1].split("<")[0] for c in cards] == [
+        "Series 1 · MR", "Series 2 · CT · Axial 5mm", "Series 99 · CT · Dose report",
+    ]
+    thumbnails = [html.unescape(c.split('<img src="')[1].split('"')[0]) for c in cards[:2]]
+    assert thumbnails == [
+        f"/dicomweb/studies/{uid}/series/{mr.SeriesInstanceUID}/thumbnail",
+        f"/dicomweb/studies/{uid}/series/{ct.SeriesInstanceUID}/thumbnail",
+    ]
+    assert "<img" not in cards[2] and "No image" in cards[2]
+    for src in thumbnails:  # what the browser loads with the page's session
+        image = web.get(src)
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg", image.text
+        assert image.content[:2] == b"\xff\xd8"
     assert "None in the archive" in web.get(f"/ui/studies/{ordered.study_id}").text
+    assert 'id="study-series"' not in web.get(f"/ui/studies/{ordered.study_id}").text
 
     other_web = signed_in(site, other, other.owner_email)
     other_list = other_web.get("/ui/worklist").text
-    assert dicom_study.study_id not in other_list and "CT, MR" not in other_list
+    assert dicom_study.study_id not in other_list and "CT, MR" not in other_list and "MRN-4412" not in other_list
     assert other_web.get(f"/ui/studies/{dicom_study.study_id}").status_code == 404
+    assert other_web.get(thumbnails[0]).status_code == 404
+
+
+def test_an_open_worklist_sees_a_study_arrive_and_each_new_series(site: LightboxServer) -> None:
+    """Images arriving change the row live: the study's first image shows it,
+    and each new series updates its counts (not every instance of a series)."""
+    acme = site.new_org()
+    stream = LiveStream(signed_in(site, acme, acme.owner_email))
+    ct, mr = read("CT_small.dcm"), read("MR_small.dcm")
+    uid = generate_uid()
+    for ds in (ct, mr):
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = uid, generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    store(site, acme, [ct], fresh=False)
+    stream.wait_for("1 series, 1 instance")
+    store(site, acme, [mr], fresh=False)
+    stream.wait_for("2 series, 2 instances")
+    stream.close()

@@ -281,3 +281,34 @@ def test_front_desk_uploads_a_card_and_sees_its_preview(server: LightboxServer, 
         "const i = document.querySelector('img.thumb'); return i && i.complete && i.naturalWidth === 120;"),
         "the uploaded card's thumbnail")
     assert "UPLOADED" in browser.find_element(By.CSS_SELECTOR, "table.plain tbody").text
+
+
+def test_the_study_page_shows_the_series_with_their_thumbnails(server: LightboxServer, org: Org, browser) -> None:
+    from pydicom.uid import generate_uid
+
+    from dicom_data import read, store
+
+    uid = generate_uid()
+    series = [read("CT_small.dcm"), read("MR_small.dcm")]
+    for number, ds in enumerate(series, start=1):
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SeriesNumber = uid, generate_uid(), number
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.PatientName, ds.PatientID = "Rivera^Ana", "MRN-2207"
+    store(server, org, series, fresh=False)
+    study_id = org.client().viewer.studies.retrieve_by_uid(uid).study_id
+    email = invite(server, org, "Reader")
+    accept_invitation(browser, server, org, email)
+    sign_in(browser, server, email)
+    wait_for(browser, lambda d: "Rivera, Ana" in row_text(d, study_id), "the patient on the worklist row")
+    browser.find_element(By.CSS_SELECTOR, f"#study-{study_id} a[data-open]").click()
+    wait_for(browser, EC.presence_of_element_located((By.ID, "study-series")), "the study's series")
+    # Both thumbnails load (the page's CSP allows them; the session cookie reads DICOMweb).
+    wait_for(browser, lambda d: d.execute_script(
+        "const imgs = [...document.querySelectorAll('#study-series img')];"
+        "return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0);"),
+        "both series thumbnails drawn")
+    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#study-series .series-label")]
+    assert labels == ["Series 1 · CT", "Series 2 · MR"], labels
+    assert browser.find_element(By.ID, "study-patient-id").text == "MRN-2207"
+    browser.execute_script("document.getElementById('study-patient').scrollIntoView()")
+    reference_shot(browser, "study-series")

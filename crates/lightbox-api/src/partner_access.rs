@@ -21,6 +21,7 @@
 //! off halfway. The page waits at most two thirds of the request timeout,
 //! then says the images are on their way and reloads itself.
 
+use crate::builtin_viewer::escape;
 use crate::AppState;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -31,6 +32,7 @@ use lightbox_dicom::{Delivery, Outcome as Stored};
 use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, Outcome as AuditOutcome};
 use lightbox_domain::dicom::DicomSource;
 use lightbox_domain::ephemeral::EphemeralSessionId;
+use lightbox_domain::error::with_causes;
 use lightbox_domain::webhook::{
     envelope, AccessResponse, EphemeralAccessRequested, EventType, StudyAccessRequested,
     WebhookEventId,
@@ -533,7 +535,7 @@ async fn fetch_one(
         .get(url)
         .send()
         .await
-        .map_err(|e| describe(&e.without_url()))?;
+        .map_err(|e| with_causes(&e.without_url()))?;
     let status = response.status();
     if status.is_redirection() {
         return Err(format!(
@@ -617,19 +619,7 @@ async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<Bytes>, S
     response
         .chunk()
         .await
-        .map_err(|e| describe(&e.without_url()))
-}
-
-/// An error with its causes (reqwest's own message hides the reason).
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+        .map_err(|e| with_causes(&e.without_url()))
 }
 
 /// A plain page in the signed-link pages' look.
@@ -658,21 +648,6 @@ fn page(status: StatusCode, title: &str, body: &str, refresh: Option<u32>) -> Re
         }
     }
     response
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

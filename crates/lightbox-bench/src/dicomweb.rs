@@ -15,7 +15,7 @@ use crate::data::Generator;
 use crate::dicom_data::{self, COMMON_NAME, RARE_NAME};
 use crate::dicom_seed::{self, DicomSeeded};
 use crate::load::{drive, send, Stats};
-use crate::orthanc::{element, Orthanc, OrthancConfig};
+use crate::orthanc::{element, secondary_capture_header, Orthanc, OrthancConfig};
 use crate::seed::SEED;
 use crate::{ct, server, RunArgs, Setup};
 use anyhow::Context;
@@ -605,30 +605,8 @@ async fn frames_vs_disk(
 /// An Orthanc file for one series of a study: the study's patient and study
 /// attributes, the series' modality; one small Secondary Capture instance.
 fn orthanc_file(st: &dicom_data::DicomStudy, se: &dicom_data::Series) -> Vec<u8> {
-    let sop_class = b"1.2.840.10008.5.1.4.1.1.7";
     let sop = format!("{}.1", se.uid);
-    let mut meta = Vec::new();
-    element(&mut meta, 0x0002, 0x0001, b"OB", &[0, 1]);
-    element(&mut meta, 0x0002, 0x0002, b"UI", sop_class);
-    element(&mut meta, 0x0002, 0x0003, b"UI", sop.as_bytes());
-    element(&mut meta, 0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1");
-    element(
-        &mut meta,
-        0x0002,
-        0x0012,
-        b"UI",
-        b"1.2.826.0.1.3680043.8.498.1",
-    );
-    let mut out = vec![0u8; 128];
-    out.extend_from_slice(b"DICM");
-    element(
-        &mut out,
-        0x0002,
-        0x0000,
-        b"UL",
-        &(meta.len() as u32).to_le_bytes(),
-    );
-    out.extend_from_slice(&meta);
+    let mut out = secondary_capture_header(&sop);
     let e = |out: &mut Vec<u8>, g, el, vr: &[u8; 2], v: &str| element(out, g, el, vr, v.as_bytes());
     e(&mut out, 0x0008, 0x0005, b"CS", "ISO_IR 100");
     e(&mut out, 0x0008, 0x0016, b"UI", "1.2.840.10008.5.1.4.1.1.7");

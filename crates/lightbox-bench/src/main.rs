@@ -19,6 +19,7 @@ mod orthanc;
 mod seed;
 mod server;
 mod targets;
+mod web;
 
 /// The server's allocator (see `lightbox`), so the in-process floor is
 /// measured the same way.
@@ -397,13 +398,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         base: server.base.clone(),
         auth: format!("Bearer {}", seeded.api_key),
     });
-    let cursors = Arc::new(
-        deep_ids(&setup)
-            .await?
-            .iter()
-            .map(|id| cursor_after(id))
-            .collect::<Vec<_>>(),
-    );
+    let deep = deep_ids(&setup).await?;
+    let cursors = Arc::new(deep.iter().map(|id| cursor_after(id)).collect::<Vec<_>>());
     let seeded_arc = Arc::new(seeded.clone());
 
     for (name, template) in list_scenarios() {
@@ -422,6 +418,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         .await;
         eprintln!("{}", stats.row());
         results.push(stats);
+    }
+
+    // The web app's pages, each beside the API's answer to the same query.
+    if args.wants("web") {
+        let pages = web::measure(
+            &args,
+            &setup,
+            &server.base,
+            &meter,
+            cursors.clone(),
+            Arc::new(deep.clone()),
+        )
+        .await?;
+        results.extend(pages);
     }
 
     // By Study Instance UID.

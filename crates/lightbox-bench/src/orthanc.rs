@@ -183,12 +183,14 @@ pub fn da_tm(ms: i64) -> (String, String) {
     )
 }
 
-pub fn dicom(study: &GenStudy) -> Vec<u8> {
-    let sop_class = b"1.2.840.10008.5.1.4.1.1.7"; // Secondary Capture
-    let sop_instance = format!("{}.1.1", study.uid);
+const SECONDARY_CAPTURE: &[u8] = b"1.2.840.10008.5.1.4.1.1.7";
+
+/// The preamble, `DICM` and file meta of a Secondary Capture instance in
+/// Explicit VR Little Endian: the start of every file Orthanc is loaded with.
+pub fn secondary_capture_header(sop_instance: &str) -> Vec<u8> {
     let mut meta = Vec::new();
     element(&mut meta, 0x0002, 0x0001, b"OB", &[0, 1]);
-    element(&mut meta, 0x0002, 0x0002, b"UI", sop_class);
+    element(&mut meta, 0x0002, 0x0002, b"UI", SECONDARY_CAPTURE);
     element(&mut meta, 0x0002, 0x0003, b"UI", sop_instance.as_bytes());
     element(&mut meta, 0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1");
     element(
@@ -208,13 +210,19 @@ pub fn dicom(study: &GenStudy) -> Vec<u8> {
         &(meta.len() as u32).to_le_bytes(),
     );
     out.extend_from_slice(&meta);
+    out
+}
+
+pub fn dicom(study: &GenStudy) -> Vec<u8> {
+    let sop_instance = format!("{}.1.1", study.uid);
+    let mut out = secondary_capture_header(&sop_instance);
     let (da, tm) = da_tm(study.created_at);
     let modality = match study.description.split(' ').next().unwrap_or("OT") {
         "PET/CT" => "PT",
         m => m,
     };
     let patient = format!("P{:07}", study.index % 400_000);
-    element(&mut out, 0x0008, 0x0016, b"UI", sop_class);
+    element(&mut out, 0x0008, 0x0016, b"UI", SECONDARY_CAPTURE);
     element(&mut out, 0x0008, 0x0018, b"UI", sop_instance.as_bytes());
     element(&mut out, 0x0008, 0x0020, b"DA", da.as_bytes());
     element(&mut out, 0x0008, 0x0030, b"TM", tm.as_bytes());

@@ -57,12 +57,15 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// The seeded organization's owner (an admin who may sign in to the web app).
+pub const OWNER_EMAIL: &str = "owner@bench.example";
+
 /// Creates the organization and users, then `studies` studies.
 pub async fn seed(store: &Store, database_url: &str, studies: u64) -> anyhow::Result<Seeded> {
     let org = store
         .create_org(&NewOrg {
             name: "Bench Radiology".into(),
-            owner_email: "owner@bench.example".into(),
+            owner_email: OWNER_EMAIL.into(),
         })
         .await?;
     let mut users = Vec::new();

@@ -55,3 +55,31 @@ impl Error {
         }
     }
 }
+
+/// An error with its causes, `outer: cause: root` (HTTP clients' own
+/// messages often hide the reason, such as a refused connection, in a cause).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_causes;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("request failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn causes_follow_the_message() {
+        let e = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(with_causes(&e), "request failed: connection refused");
+    }
+}

@@ -19,6 +19,9 @@ pub struct DicomStudySummary {
     pub instance_count: i64,
     /// DICOM StudyDate as stored (`YYYYMMDD`), if the instances had one.
     pub study_date: Option<String>,
+    /// PatientName as the instances spelled it (DICOM PN, `FAMILY^GIVEN`).
+    pub patient_name: Option<String>,
+    pub patient_id: Option<String>,
 }
 
 /// An ephemeral session's partner-facing facts.
@@ -42,11 +45,13 @@ fn summary(row: &sqlx::any::AnyRow) -> Result<DicomStudySummary, StoreError> {
         series_count: row.try_get("series_count")?,
         instance_count: row.try_get("instance_count")?,
         study_date: row.try_get("study_date")?,
+        patient_name: row.try_get("patient_name")?,
+        patient_id: row.try_get("patient_id")?,
     })
 }
 
-const SUMMARY_COLUMNS: &str =
-    "study_instance_uid, modalities, series_count, instance_count, study_date";
+const SUMMARY_COLUMNS: &str = "study_instance_uid, modalities, series_count, instance_count, \
+     study_date, patient_name, patient_id";
 
 /// Studies looked up at once by the worklist (one page of rows).
 const MAX_SUMMARIES: usize = 500;

@@ -2,7 +2,7 @@
 
 use crate::sql::Sql;
 use crate::users::{paginate, Page};
-use crate::{Store, StoreError};
+use crate::{Dialect, Store, StoreError};
 use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, AuditFilter, Outcome};
 use lightbox_domain::{Error, OrgId, Timestamp};
 use sqlx::any::AnyRow;
@@ -69,8 +69,17 @@ impl Store {
         limit: u32,
         after: Option<&AuditEventId>,
     ) -> Result<Page<AuditEvent, AuditEventId>, StoreError> {
+        // A resource's history is read through its index. Left to itself, SQLite
+        // (no statistics on a young audit file, and a value it cannot see when
+        // planning) walks the primary key in `id` order to skip the sort and
+        // filters every event of the organization: 10 ms at 28,000 events,
+        // growing with the trail. PostgreSQL's statistics choose the index.
+        let index = match (self.dialect, &filter.resource_id) {
+            (Dialect::Sqlite, Some(_)) => " INDEXED BY audit_events_by_resource",
+            _ => "",
+        };
         let mut sql = Sql::new(&format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE org_id = "
+            "SELECT {COLUMNS} FROM audit_events{index} WHERE org_id = "
         ));
         sql.bind(org_id.to_string());
         if let Some(after) = after {

@@ -274,7 +274,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        sqlx::query(
+        let new_series = sqlx::query(
             "INSERT INTO dicom_series (org_id, series_instance_uid, study_instance_uid, modality, \
              series_number, series_description, series_date, series_time, attributes, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
@@ -291,7 +291,9 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await
-        .map_err(StoreError::from)?;
+        .map_err(StoreError::from)?
+        .rows_affected()
+            > 0;
         let series_study: String = sqlx::query_scalar(
             "SELECT study_instance_uid FROM dicom_series WHERE org_id = $1 AND series_instance_uid = $2",
         )
@@ -430,7 +432,7 @@ impl Store {
             )
             .await?;
         }
-        queued += self
+        let (received, worklist_study) = self
             .images_received(
                 &mut tx,
                 org_id,
@@ -440,17 +442,21 @@ impl Store {
                 quiet,
             )
             .await?;
+        queued += received;
         self.commit_with_events(tx, queued).await?;
         let new_study = (seeded.rows_affected() > 0).then_some(study_id);
-        if let Some(id) = &new_study {
-            // Open worklists show the study the moment its first image lands.
-            self.study_changed(org_id, id);
+        // Open worklists show the study the moment its first image lands, and
+        // its new counts as each series begins (not at every instance: a CT
+        // series is hundreds).
+        if new_study.is_some() || new_series {
+            self.study_changed(org_id, &worklist_study);
         }
         Ok(Indexed::Stored { new_study })
     }
 
     /// Queues the study's `study.images_received` inside the indexing
-    /// transaction, with the counts the study has now.
+    /// transaction, with the counts the study has now; also answers the
+    /// worklist study's id.
     async fn images_received(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -459,7 +465,7 @@ impl Store {
         modalities: Vec<String>,
         now: i64,
         quiet: Duration,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(usize, StudyId), StoreError> {
         let org = org_id.to_string();
         let counts = sqlx::query(
             // BIGINT: the columns are INTEGER (int4) on PostgreSQL, read as i64.
@@ -484,8 +490,9 @@ impl Store {
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let at = Timestamp::from_millis(now).to_rfc3339();
+        let study_id: String = study.try_get("id")?;
         let data = ImagesReceivedData {
-            study_id: study.try_get("id")?,
+            study_id: study_id.clone(),
             study_instance_uid: study_instance_uid.to_owned(),
             series_count: counts.try_get("series_count")?,
             instance_count: counts.try_get("instance_count")?,
@@ -495,6 +502,7 @@ impl Store {
             first_received_at: at.clone(),
             occurred_at: at,
         };
-        outbox::enqueue_images_received(tx, org_id, api_key, data, quiet).await
+        let queued = outbox::enqueue_images_received(tx, org_id, api_key, data, quiet).await?;
+        Ok((queued, StudyId::from_trusted(study_id)))
     }
 }

@@ -54,7 +54,7 @@ pub use images::ImageSort;
 pub use orgs::{ApiKeyRecord, CreatedOrg, Credential, NewOrg, OAuthClientRecord};
 pub use outbox::{AttemptResult, ClaimedDelivery, Delivery, DeliveryStatus};
 pub use users::{Inviter, Page};
-pub use viewer_pages::{ViewerInstance, ViewerSeries, ViewerStudy};
+pub use viewer_pages::{SeriesOverview, ViewerInstance, ViewerSeries, ViewerStudy};
 pub use web_sessions::{NewWebSession, SignInAccount, WebSessionRecord};
 pub use webhooks::{NewWebhookEndpoint, WebhookEndpoint};
 
@@ -81,7 +81,7 @@ pub struct Store {
     needle_plans: std::sync::Arc<studies::NeedlePlans>,
     /// Woken when this process writes deliveries, so its worker need not poll for them.
     outbox_ready: std::sync::Arc<tokio::sync::Notify>,
-    changes: tokio::sync::broadcast::Sender<StudyChange>,
+    changes: std::sync::Arc<changes::Changes>,
 }
 
 /// A connection pool's occupancy.
@@ -143,7 +143,7 @@ impl Store {
             audit_write: pool(&audit_path, 1)?,
             needle_plans: Default::default(),
             outbox_ready: Default::default(),
-            changes: changes::channel(),
+            changes: changes::Changes::new(None),
         };
         // Writers first: they create the files and switch them to WAL.
         sqlx::migrate!("./migrations/sqlite")
@@ -215,7 +215,7 @@ impl Store {
             audit_write: pool,
             needle_plans: Default::default(),
             outbox_ready: Default::default(),
-            changes: changes::channel(),
+            changes: changes::Changes::new(Some(url)),
         };
         sqlx::migrate!("./migrations/postgres")
             .run(&store.write)

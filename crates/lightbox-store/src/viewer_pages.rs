@@ -1,6 +1,7 @@
-//! What Lightbox's own viewer pages read from the DICOM index: which of a
-//! link's studies have images, and a study's series with their image
-//! instances in display order (for the built-in page of rendered frames).
+//! What Lightbox's own pages read from the DICOM index: which of a link's
+//! studies have images, a study's series with their image instances in
+//! display order (for the built-in page of rendered frames), and a study's
+//! series at a glance (for the web app's study page).
 
 use crate::{Store, StoreError};
 use lightbox_domain::OrgId;
@@ -23,6 +24,18 @@ pub struct ViewerSeries {
     pub series_number: Option<i64>,
     pub series_description: Option<String>,
     pub instances: Vec<ViewerInstance>,
+}
+
+/// A series as the study page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesOverview {
+    pub series_instance_uid: String,
+    pub modality: Option<String>,
+    pub series_number: Option<i64>,
+    pub series_description: Option<String>,
+    pub instance_count: i64,
+    /// Whether an instance has pixel data (a thumbnail can be drawn).
+    pub has_images: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +146,49 @@ impl Store {
                 last.instances.push(instance);
             }
         }
+        Ok((series, truncated))
+    }
+
+    /// The study's series by SeriesNumber (unnumbered last), at most `max`;
+    /// the flag says whether some were left out.
+    pub async fn study_series_overview(
+        &self,
+        org_id: OrgId,
+        study_instance_uid: &str,
+        max: u32,
+    ) -> Result<(Vec<SeriesOverview>, bool), StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT s.series_instance_uid, s.modality, CAST(s.series_number AS BIGINT) AS series_number, \
+             s.series_description, CAST(s.instance_count AS BIGINT) AS instance_count, \
+             CASE WHEN EXISTS (SELECT 1 FROM dicom_instances i WHERE i.org_id = s.org_id \
+               AND i.series_instance_uid = s.series_instance_uid AND {HAS_PIXELS}) \
+               THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END AS has_images \
+             FROM dicom_series s \
+             WHERE s.org_id = $1 AND s.study_instance_uid = $2 AND s.instance_count > 0 \
+             ORDER BY s.series_number IS NULL, s.series_number, s.series_instance_uid \
+             LIMIT $3"
+        ))
+        .bind(org_id.to_string())
+        .bind(study_instance_uid)
+        .bind(i64::from(max) + 1)
+        .fetch_all(&self.read)
+        .await?;
+        let truncated = rows.len() > max as usize;
+        let series = rows
+            .iter()
+            .take(max as usize)
+            .map(|row| {
+                let has_images: i64 = row.try_get("has_images")?;
+                Ok(SeriesOverview {
+                    series_instance_uid: row.try_get("series_instance_uid")?,
+                    modality: row.try_get("modality")?,
+                    series_number: row.try_get("series_number")?,
+                    series_description: row.try_get("series_description")?,
+                    instance_count: row.try_get("instance_count")?,
+                    has_images: has_images == 1,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
         Ok((series, truncated))
     }
 }

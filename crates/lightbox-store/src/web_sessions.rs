@@ -159,6 +159,33 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("user {user_id} not found")))
     }
 
+    /// Marks the user's open invitations accepted, for a person who signs in
+    /// through the clinic's identity provider instead of following the link:
+    /// the link then stops working, as if they had set a password with it.
+    /// Returns the invitations accepted (usually none or one).
+    pub async fn accept_invitations_of(
+        &self,
+        org_id: OrgId,
+        user_id: &UserId,
+    ) -> Result<Vec<InvitationId>, StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE invitations SET status = $1, updated_at = $2 \
+             WHERE org_id = $3 AND user_id = $4 AND status = $5 AND (expires_at IS NULL OR expires_at > $2) \
+             RETURNING id",
+        )
+        .bind(InvitationStatus::Accepted.as_str())
+        .bind(now)
+        .bind(org_id.to_string())
+        .bind(user_id.as_str())
+        .bind(InvitationStatus::Sent.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ids.into_iter().map(InvitationId::from_trusted).collect())
+    }
+
     /// Stores a new session and records the sign-in on the user. Sessions
     /// that have ended by time (past their absolute limit, or unused since
     /// `idle_cutoff`) are deleted on the way, everyone's: the table holds one

@@ -9,7 +9,9 @@ use lightbox_domain::Timestamp;
 use lightbox_store::{
     AttemptResult, DeliveryStatus, NewOrg, NewWebhookEndpoint, Store, StoreOptions,
 };
-use sqlx::{Connection, Executor, PgConnection};
+
+mod support;
+use support::ThrowawayPostgres;
 
 fn later(ms: i64) -> Timestamp {
     Timestamp::from_millis(Timestamp::now().millis() + ms)
@@ -148,28 +150,9 @@ async fn sqlite_outbox() {
 
 #[tokio::test]
 async fn postgres_outbox() {
-    let admin_url = std::env::var("LIGHTBOX_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!(
-        "lightbox_outbox_{}_{:x}",
-        std::process::id(),
-        Timestamp::now().millis()
-    );
-    let mut admin = PgConnection::connect(&admin_url)
-        .await
-        .expect("PostgreSQL at LIGHTBOX_TEST_DATABASE_URL is required");
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-    let store = Store::open_postgres(&format!("{base}/{name}"), &StoreOptions::default())
-        .await
-        .unwrap();
+    let db = ThrowawayPostgres::create("outbox").await;
+    let store = db.store().await;
     the_outbox_leases_retries_and_purges(&store).await;
     store.close().await;
-    admin
-        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
+    db.drop_database().await;
 }

@@ -8,6 +8,7 @@
 //!   the invitation and password-reset pages.
 //! * `links`: the signed invitation and reset links (also printed by `lightbox admin`).
 //! * `password`: the rules for a new password, argon2id hashing.
+//! * `oidc`: optional sign-in through the clinic's OpenID Provider (code + PKCE).
 //! * `throttle`: failed sign-ins per account and per address.
 //! * `guard`: what every response and every unsafe request passes through:
 //!   security headers and the cross-origin (CSRF) check.
@@ -25,6 +26,7 @@ mod audit;
 mod guard;
 pub mod links;
 mod login;
+pub mod oidc;
 pub mod password;
 mod throttle;
 mod views;
@@ -56,6 +58,8 @@ pub struct WebConfig {
     pub trust_forwarded_for: bool,
     /// How long an image's upload link stays valid (the API's signed-URL TTL).
     pub signed_url_ttl: Duration,
+    /// Sign-in through an OpenID Provider, besides passwords; off when `None`.
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl Default for WebConfig {
@@ -68,6 +72,7 @@ impl Default for WebConfig {
             throttle_window: Duration::from_secs(15 * 60),
             trust_forwarded_for: false,
             signed_url_ttl: Duration::from_secs(3600),
+            oidc: None,
         }
     }
 }
@@ -92,6 +97,8 @@ pub struct WebState {
     throttle: Arc<throttle::Throttle>,
     /// Becomes true when the server stops; live streams end on it.
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The OpenID Provider, when OIDC sign-in is configured.
+    oidc: Option<Arc<oidc::Provider>>,
 }
 
 impl WebState {
@@ -107,6 +114,10 @@ impl WebState {
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> WebState {
         let throttle = throttle::Throttle::new(config.max_failed_sign_ins, config.throttle_window);
+        let oidc = config
+            .oidc
+            .clone()
+            .map(|c| Arc::new(oidc::Provider::new(c)));
         WebState {
             store,
             signer,
@@ -115,6 +126,26 @@ impl WebState {
             config: Arc::new(config),
             throttle: Arc::new(throttle),
             shutdown,
+            oidc,
+        }
+    }
+
+    /// Fetches the OpenID Provider's discovery document and keys ahead of the
+    /// first sign-in. A failure is only logged: the provider is asked again
+    /// when someone presses the button, and password sign-in never needs it.
+    pub async fn warm_oidc(&self) {
+        if let Some(provider) = &self.oidc {
+            match provider.metadata(false).await {
+                Ok(_) => tracing::info!(
+                    issuer = provider.config().issuer,
+                    "OIDC provider discovered"
+                ),
+                Err(e) => tracing::warn!(
+                    issuer = provider.config().issuer,
+                    error = e,
+                    "OIDC provider discovery failed; single sign-on is unavailable until it answers"
+                ),
+            }
         }
     }
 }
@@ -133,6 +164,8 @@ pub fn router(state: WebState) -> Router {
             "/reset/{token}",
             get(login::reset_page).post(login::reset_password),
         )
+        .route("/oidc/start", get(oidc::start))
+        .route("/oidc/callback", get(oidc::callback))
         .route("/assets/{name}", get(assets::serve))
         .merge(views::router())
         .fallback(views::not_found)

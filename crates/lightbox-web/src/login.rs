@@ -165,12 +165,18 @@ pub async fn is_signed_in(parts: &mut Parts, state: &WebState) -> bool {
 
 #[derive(Template)]
 #[template(path = "login.html")]
-struct SignInPage<'a> {
-    assets: AssetUrlsRef,
-    email: &'a str,
-    next: &'a str,
-    notice: Option<&'a str>,
-    error: Option<String>,
+pub(crate) struct SignInPage<'a> {
+    pub assets: AssetUrlsRef,
+    pub email: &'a str,
+    pub next: &'a str,
+    pub notice: Option<&'a str>,
+    pub error: Option<String>,
+    /// The single sign-on button's label, when OIDC is configured.
+    pub oidc_button: Option<String>,
+}
+
+fn oidc_button(state: &WebState) -> Option<String> {
+    state.oidc.as_ref().map(|p| p.config().button_label())
 }
 
 #[derive(Deserialize, Default)]
@@ -185,9 +191,14 @@ pub struct SignInQuery {
     password_set: Option<String>,
 }
 
-/// Only paths inside the app, so `next` cannot send anyone to another site.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with("/ui") && !next.starts_with("//") && !next.contains('\\') {
+/// Only paths inside the app, so `next` cannot send anyone to another site
+/// (nor break a header or a signed token with a control character).
+pub(crate) fn safe_next(next: &str) -> &str {
+    if next.starts_with("/ui")
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+    {
         next
     } else {
         "/ui"
@@ -219,6 +230,7 @@ pub async fn sign_in_page(
             next: safe_next(&query.next),
             notice,
             error: None,
+            oidc_button: oidc_button(&state),
         },
     )
 }
@@ -248,6 +260,7 @@ pub async fn sign_in(
                 next: safe_next(&form.next),
                 notice: None,
                 error: Some(error),
+                oidc_button: oidc_button(&state),
             },
         )
     };
@@ -336,8 +349,31 @@ pub async fn sign_in(
         );
     };
     state.throttle.record_success(email);
-    // A new token at every sign-in; a session the browser already had ends.
-    if let Some(old) = session_token(&parts.headers, cookie_name(&state)) {
+    begin_session(
+        &state,
+        &parts,
+        account.org_id,
+        &account.user.reference.id,
+        None,
+        &form.next,
+    )
+    .await
+}
+
+/// Starts a session for a user who has just proved who they are (password or
+/// OIDC): a new token (a session the browser already had ends), the sign-in
+/// recorded on the user and in the audit trail (`method` as its resource id),
+/// and the redirect to `next` with the cookie.
+pub(crate) async fn begin_session(
+    state: &WebState,
+    parts: &Parts,
+    org_id: OrgId,
+    user_id: &lightbox_domain::UserId,
+    method: Option<&str>,
+    next: &str,
+) -> Response {
+    let origin = Origin::of(parts, state.config.trust_forwarded_for);
+    if let Some(old) = session_token(&parts.headers, cookie_name(state)) {
         let _ = state.store.delete_web_session(&hash_secret(&old)).await;
     }
     let token = random_secret();
@@ -345,13 +381,12 @@ pub async fn sign_in(
         .headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    let user_id = &account.user.reference.id;
     let created = state
         .store
         .create_web_session(
             &NewWebSession {
                 token_hash: &hash_secret(&token),
-                org_id: account.org_id,
+                org_id,
                 user_id,
                 expires_at: Timestamp::now()
                     .plus_seconds(state.config.absolute_timeout.as_secs() as i64),
@@ -368,17 +403,7 @@ pub async fn sign_in(
             "Try again in a moment.",
         );
     }
-    if !audit::record(
-        &state,
-        &origin,
-        account.org_id,
-        user_id,
-        "user.sign_in",
-        None,
-        303,
-    )
-    .await
-    {
+    if !audit::record(state, &origin, org_id, user_id, "user.sign_in", method, 303).await {
         let _ = state.store.delete_web_session(&hash_secret(&token)).await;
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -386,10 +411,10 @@ pub async fn sign_in(
             "The audit trail cannot be written right now. Try again in a moment.",
         );
     }
-    let mut response = Redirect::to(safe_next(&form.next)).into_response();
+    let mut response = Redirect::to(safe_next(next)).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        set_cookie(&state, &token, state.config.absolute_timeout),
+        set_cookie(state, &token, state.config.absolute_timeout),
     );
     response
 }

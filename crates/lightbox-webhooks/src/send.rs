@@ -257,13 +257,7 @@ async fn read_capped(response: reqwest::Response, cap: usize) -> Result<Bytes, S
 
 /// An error with its causes (reqwest's own message hides the reason).
 fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let text = lightbox_domain::error::with_causes(e);
     if text.contains("operation timed out") || text.contains("timed out") {
         return format!("timed out: {text}");
     }

@@ -311,6 +311,11 @@ mod tests {
             redact("aws_secret_access_key", "wJalrXUtnFEMI"),
             "<redacted>"
         );
+        assert_eq!(redact("oidc_client_secret", "kc-s3cret"), "<redacted>");
+        assert_eq!(
+            redact("oidc_issuer", "https://kc.example/realms/clinic"),
+            "https://kc.example/realms/clinic"
+        );
         assert_eq!(redact("listen", "0.0.0.0:8080"), "0.0.0.0:8080");
     }
 }

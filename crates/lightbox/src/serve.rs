@@ -121,6 +121,8 @@ pub struct ServeArgs {
     dicom_association_timeout_secs: u64,
     #[command(flatten)]
     webhook_key: WebhookKeyArgs,
+    #[command(flatten)]
+    oidc: OidcArgs,
     /// Let webhooks go to `http://` URLs and to private, loopback and
     /// link-local addresses (on-premises partners); otherwise HTTPS to public
     /// addresses only.
@@ -156,9 +158,115 @@ pub struct ServeArgs {
     webhook_retention_days: u64,
 }
 
+/// Sign-in through an OpenID Provider (Keycloak, Entra ID…), for the web app.
+#[derive(Args, Clone)]
+pub struct OidcArgs {
+    /// The OpenID Provider's issuer URL (its discovery document is at
+    /// `<issuer>/.well-known/openid-configuration`). With --oidc-client-id it
+    /// turns on "Sign in with …" on the sign-in page; needs --public-url.
+    #[arg(long, env = "LIGHTBOX_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// The client id registered at the provider for Lightbox.
+    #[arg(long, env = "LIGHTBOX_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// The client's secret (Lightbox is a confidential client).
+    #[arg(long, env = "LIGHTBOX_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// The provider's name on the button ("Sign in with NAME"); default
+    /// "Sign in with single sign-on".
+    #[arg(long, env = "LIGHTBOX_OIDC_DISPLAY_NAME")]
+    oidc_display_name: Option<String>,
+    /// Scopes to ask for besides `openid email`, comma- or space-separated.
+    #[arg(long, env = "LIGHTBOX_OIDC_SCOPES")]
+    oidc_scopes: Option<String>,
+}
+
+impl std::fmt::Debug for OidcArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcArgs")
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field("oidc_client_id", &self.oidc_client_id)
+            .field(
+                "oidc_client_secret",
+                &self.oidc_client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("oidc_display_name", &self.oidc_display_name)
+            .field("oidc_scopes", &self.oidc_scopes)
+            .finish()
+    }
+}
+
+impl OidcArgs {
+    /// The OIDC settings, `None` when OIDC is off; an error names what is missing.
+    fn config(
+        &self,
+        public_url: Option<&str>,
+    ) -> anyhow::Result<Option<lightbox_web::oidc::OidcConfig>> {
+        let set = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let (issuer, client_id) = match (set(&self.oidc_issuer), set(&self.oidc_client_id)) {
+            (None, None) => return Ok(None),
+            (Some(issuer), Some(client_id)) => (issuer, client_id),
+            (Some(_), None) => anyhow::bail!(
+                "OIDC sign-in needs --oidc-client-id (LIGHTBOX_OIDC_CLIENT_ID) as well as --oidc-issuer"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "OIDC sign-in needs --oidc-issuer (LIGHTBOX_OIDC_ISSUER) as well as --oidc-client-id"
+            ),
+        };
+        let Some(public_url) = public_url
+            .map(|u| u.trim_end_matches('/'))
+            .filter(|u| !u.is_empty())
+        else {
+            anyhow::bail!(
+                "OIDC sign-in needs --public-url (LIGHTBOX_PUBLIC_URL): the identity provider sends \
+                 browsers back to <public-url>/ui/oidc/callback, which must be registered with it"
+            );
+        };
+        let Some(client_secret) = set(&self.oidc_client_secret) else {
+            anyhow::bail!(
+                "OIDC sign-in needs --oidc-client-secret (LIGHTBOX_OIDC_CLIENT_SECRET): Lightbox \
+                 signs in as a confidential client"
+            );
+        };
+        let config = lightbox_web::oidc::OidcConfig {
+            issuer,
+            client_id,
+            client_secret: Some(client_secret),
+            display_name: set(&self.oidc_display_name),
+            extra_scopes: self
+                .oidc_scopes
+                .as_deref()
+                .unwrap_or_default()
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && *s != "openid" && *s != "email")
+                .map(str::to_owned)
+                .collect(),
+            redirect_uri: format!("{public_url}/ui/oidc/callback"),
+        };
+        config.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Some(config))
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    let oidc = args.oidc.config(args.public_url.as_deref())?;
+    if let Some(oidc) = &oidc {
+        tracing::info!(
+            issuer = oidc.issuer,
+            redirect_uri = oidc.redirect_uri,
+            "OIDC sign-in is on; register the redirect URI with the provider"
+        );
+    }
     let store = args.store.open().await?;
+    // Open worklists here show what other replicas write (PostgreSQL LISTEN).
+    store.hear_other_replicas();
     let backend = match store.dialect() {
         lightbox_store::Dialect::Sqlite => format!(
             "sqlite ({})",
@@ -177,6 +285,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_failed_sign_ins: args.web_max_failed_sign_ins,
         trust_forwarded_for: args.trust_forwarded_for,
         signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs),
+        oidc,
         ..lightbox_web::WebConfig::default()
     };
     let ohif_dir = args.ohif_dir.clone().or_else(|| {
@@ -247,6 +356,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         web_config,
         stopped.clone(),
     );
+    // In the background: a provider that is down must not delay start-up.
+    tokio::spawn({
+        let web = web.clone();
+        async move { web.warm_oidc().await }
+    });
     let listener = TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;

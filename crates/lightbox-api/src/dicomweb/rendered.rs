@@ -14,10 +14,12 @@
 //! of thumbnails cannot starve the rest of the server. The file is read
 //! whole, up to the instance size cap, only once a place is held.
 
-use super::{path_uid, DicomwebCaller};
+use super::wado::Uids;
+use super::DicomwebCaller;
 use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,15 +36,13 @@ pub fn routes() -> Router<AppState> {
     let series = "/dicomweb/studies/{study}/series/{series}";
     let instance = "/dicomweb/studies/{study}/series/{series}/instances/{instance}";
     let frame = "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frame}";
-    Router::new()
-        .route(&format!("{study}/rendered"), get(study_rendered))
-        .route(&format!("{study}/thumbnail"), get(study_thumbnail))
-        .route(&format!("{series}/rendered"), get(series_rendered))
-        .route(&format!("{series}/thumbnail"), get(series_thumbnail))
-        .route(&format!("{instance}/rendered"), get(instance_rendered))
-        .route(&format!("{instance}/thumbnail"), get(instance_thumbnail))
-        .route(&format!("{frame}/rendered"), get(frame_rendered))
-        .route(&format!("{frame}/thumbnail"), get(frame_thumbnail))
+    let mut router = Router::new();
+    for level in [study, series, instance, frame] {
+        router = router
+            .route(&format!("{level}/rendered"), get(rendered))
+            .route(&format!("{level}/thumbnail"), get(thumbnail));
+    }
+    router
 }
 
 /// The box a thumbnail fits without a viewport.
@@ -79,112 +79,51 @@ enum Target {
     Instance(String, String, String, u32),
 }
 
-async fn study_rendered(
+/// What the path names, at any of the four levels: the UIDs checked as
+/// WADO's are and, at frame level, the frame (an instance renders its first).
+impl FromRequestParts<AppState> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Target, ApiError> {
+        let (uids, params) = Uids::with_params(parts, state).await?;
+        let frame = params
+            .get("frame")
+            .map(|f| frame_number(f))
+            .transpose()?
+            .unwrap_or(1);
+        Ok(match uids {
+            Uids {
+                study,
+                series: Some(series),
+                instance: Some(instance),
+            } => Target::Instance(study, series, instance, frame),
+            Uids {
+                study,
+                series: Some(series),
+                instance: None,
+            } => Target::Series(study, series),
+            Uids { study, .. } => Target::Study(study),
+        })
+    }
+}
+
+async fn rendered(
     state: State<AppState>,
     caller: DicomwebCaller,
-    Path(study): Path<String>,
+    target: Target,
     query: Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let target = Target::Study(path_uid("StudyInstanceUID", &study)?);
     serve(state, caller, target, Kind::Rendered, query, headers).await
 }
 
-async fn study_thumbnail(
+async fn thumbnail(
     state: State<AppState>,
     caller: DicomwebCaller,
-    Path(study): Path<String>,
+    target: Target,
     query: Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let target = Target::Study(path_uid("StudyInstanceUID", &study)?);
-    serve(state, caller, target, Kind::Thumbnail, query, headers).await
-}
-
-fn series_target(study: &str, series: &str) -> Result<Target, ApiError> {
-    Ok(Target::Series(
-        path_uid("StudyInstanceUID", study)?,
-        path_uid("SeriesInstanceUID", series)?,
-    ))
-}
-
-async fn series_rendered(
-    state: State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series)): Path<(String, String)>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let target = series_target(&study, &series)?;
-    serve(state, caller, target, Kind::Rendered, query, headers).await
-}
-
-async fn series_thumbnail(
-    state: State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series)): Path<(String, String)>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let target = series_target(&study, &series)?;
-    serve(state, caller, target, Kind::Thumbnail, query, headers).await
-}
-
-fn instance_target(
-    study: &str,
-    series: &str,
-    instance: &str,
-    frame: u32,
-) -> Result<Target, ApiError> {
-    Ok(Target::Instance(
-        path_uid("StudyInstanceUID", study)?,
-        path_uid("SeriesInstanceUID", series)?,
-        path_uid("SOPInstanceUID", instance)?,
-        frame,
-    ))
-}
-
-async fn instance_rendered(
-    state: State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let target = instance_target(&study, &series, &instance, 1)?;
-    serve(state, caller, target, Kind::Rendered, query, headers).await
-}
-
-async fn instance_thumbnail(
-    state: State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let target = instance_target(&study, &series, &instance, 1)?;
-    serve(state, caller, target, Kind::Thumbnail, query, headers).await
-}
-
-async fn frame_rendered(
-    state: State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series, instance, frame)): Path<(String, String, String, String)>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let target = instance_target(&study, &series, &instance, frame_number(&frame)?)?;
-    serve(state, caller, target, Kind::Rendered, query, headers).await
-}
-
-async fn frame_thumbnail(
-    state: State<AppState>,
-    caller: DicomwebCaller,
-    Path((study, series, instance, frame)): Path<(String, String, String, String)>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let target = instance_target(&study, &series, &instance, frame_number(&frame)?)?;
     serve(state, caller, target, Kind::Thumbnail, query, headers).await
 }
 

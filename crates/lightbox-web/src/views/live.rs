@@ -1,8 +1,9 @@
 //! Live worklist: `GET /ui/worklist/events` is a server-sent event stream of
 //! the organization's study changes, each as the row HTML this user would see
 //! (`event: study`, data `{"id", "html"}`). app.js replaces a row on the page,
-//! or puts a new study on top. Changes come from the store's in-process
-//! channel, so they include the API's and (later) DICOM ingest's writes.
+//! or puts a new study on top. Changes come from the store: the API's, the web
+//! app's and DICOM ingest's writes, in this process and (on PostgreSQL, by
+//! LISTEN/NOTIFY) in every other replica.
 //!
 //! The stream does not keep the session alive: it ends when the session has
 //! ended (checked every [`RECHECK`]), and the browser's reconnect then finds
@@ -15,6 +16,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use lightbox_domain::Timestamp;
+use lightbox_store::StudyChange;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -32,8 +34,8 @@ pub async fn events(State(state): State<WebState>, user: WebUser) -> Response {
                 // The server is stopping: end the stream so the connection can close.
                 _ = shutdown.changed() => return,
                 change = changes.recv() => match change {
-                    Ok(change) if change.org_id == user.org_id => {
-                        let Ok(Some(study)) = state.store.study(user.org_id, &change.study_id).await else {
+                    Ok(StudyChange::Changed { org_id, study_id }) if org_id == user.org_id => {
+                        let Ok(Some(study)) = state.store.study(user.org_id, &study_id).await else {
                             continue;
                         };
                         let row = Row::of(&study, &user, "/ui/worklist");
@@ -43,9 +45,9 @@ pub async fn events(State(state): State<WebState>, user: WebUser) -> Response {
                             return;
                         }
                     }
-                    Ok(_) => {}
+                    Ok(StudyChange::Changed { .. }) => {}
                     // Missed changes: the page reloads its rows.
-                    Err(RecvError::Lagged(_)) => {
+                    Ok(StudyChange::Missed) | Err(RecvError::Lagged(_)) => {
                         if tx.send(Event::default().event("reload").data("")).await.is_err() {
                             return;
                         }

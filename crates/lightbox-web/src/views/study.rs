@@ -61,7 +61,47 @@ struct StudyPage {
     saved: bool,
     /// What the archive holds for the study (none: no images yet).
     images: Option<super::worklist::Images>,
+    series: Vec<SeriesCard>,
+    /// More series than the page lists.
+    series_truncated: bool,
 }
+
+/// A series on the study page: what it is, and its thumbnail when it has pixels.
+pub struct SeriesCard {
+    label: String,
+    instances: i64,
+    /// `/dicomweb/…/thumbnail` (the web session may read its own organization's studies).
+    thumbnail: Option<String>,
+}
+
+impl SeriesCard {
+    fn of(study_uid: &str, s: &lightbox_store::SeriesOverview) -> SeriesCard {
+        let mut label = match s.series_number {
+            Some(n) => format!("Series {n}"),
+            None => "Series".to_owned(),
+        };
+        for part in [&s.modality, &s.series_description].into_iter().flatten() {
+            if !part.trim().is_empty() {
+                label.push_str(" · ");
+                label.push_str(part.trim());
+            }
+        }
+        SeriesCard {
+            label,
+            instances: s.instance_count,
+            thumbnail: s.has_images.then(|| {
+                format!(
+                    "/dicomweb/studies/{study_uid}/series/{}/thumbnail",
+                    s.series_instance_uid
+                )
+            }),
+        }
+    }
+}
+
+/// Series listed on a study page (a CT study has a handful; anything past this
+/// is in the viewer).
+const SERIES_SHOWN: u32 = 60;
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "study page");
@@ -161,8 +201,19 @@ async fn page_for(
         .map_err(internal)?
         .as_ref()
         .map(super::worklist::Images::of);
+    let (series, series_truncated) = state
+        .store
+        .study_series_overview(user.org_id, &study.study_instance_uid, SERIES_SHOWN)
+        .await
+        .map_err(internal)?;
+    let series = series
+        .iter()
+        .map(|s| SeriesCard::of(&study.study_instance_uid, s))
+        .collect();
     Ok(StudyPage {
         images,
+        series,
+        series_truncated,
         assets: crate::assets::urls(),
         nav: Nav::of(user),
         id: study.id.to_string(),

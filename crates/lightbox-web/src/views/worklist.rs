@@ -147,6 +147,9 @@ pub struct Images {
     pub instances: i64,
     /// `YYYY-MM-DD`, or empty when the images have no StudyDate.
     pub study_date: String,
+    /// `FAMILY, Given` from the DICOM PatientName, or empty.
+    pub patient_name: String,
+    pub patient_id: String,
 }
 
 impl Images {
@@ -160,7 +163,31 @@ impl Images {
                 .as_deref()
                 .map(dicom_date)
                 .unwrap_or_default(),
+            patient_name: summary
+                .patient_name
+                .as_deref()
+                .map(person_name)
+                .unwrap_or_default(),
+            patient_id: summary.patient_id.clone().unwrap_or_default(),
         }
+    }
+}
+
+/// A DICOM person name (`FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX`, then `=`-separated
+/// ideographic and phonetic forms) as people write it: `FAMILY, PREFIX GIVEN
+/// MIDDLE SUFFIX`. Only the alphabetic form is shown; empty components are dropped.
+fn person_name(pn: &str) -> String {
+    let alphabetic = pn.split('=').next().unwrap_or_default();
+    let c: Vec<&str> = alphabetic.split('^').map(str::trim).collect();
+    let part = |i: usize| c.get(i).copied().unwrap_or_default();
+    let rest: Vec<&str> = [part(3), part(1), part(2), part(4)]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    match (part(0), rest.is_empty()) {
+        (family, true) => family.to_owned(),
+        ("", false) => rest.join(" "),
+        (family, false) => format!("{family}, {}", rest.join(" ")),
     }
 }
 
@@ -662,4 +689,26 @@ pub async fn uncancel(
     HtmlForm(form): HtmlForm<CancelForm>,
 ) -> Response {
     set_cancelled(state, user, headers, study_id, form, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::person_name;
+
+    #[test]
+    fn person_names_read_as_written() {
+        assert_eq!(person_name("DOE^JOHN"), "DOE, JOHN");
+        assert_eq!(person_name("Doe^Jane^Q^Dr^MD"), "Doe, Dr Jane Q MD");
+        assert_eq!(
+            person_name("CompressedSamples^CT1"),
+            "CompressedSamples, CT1"
+        );
+        assert_eq!(person_name("ANONYMOUS"), "ANONYMOUS");
+        assert_eq!(person_name("^JOHN"), "JOHN");
+        assert_eq!(
+            person_name("Yamada^Tarou=山田^太郎=やまだ^たろう"),
+            "Yamada, Tarou"
+        );
+        assert_eq!(person_name(""), "");
+    }
 }

@@ -68,10 +68,10 @@ fn not_acceptable(message: impl Into<String>) -> ApiError {
 }
 
 /// The path's UIDs, each checked (400 when not a DICOM UID).
-struct Uids {
-    study: String,
-    series: Option<String>,
-    instance: Option<String>,
+pub(super) struct Uids {
+    pub(super) study: String,
+    pub(super) series: Option<String>,
+    pub(super) instance: Option<String>,
 }
 
 /// The UIDs a route's path names (`{study}`, and `{series}` and
@@ -80,21 +80,31 @@ impl FromRequestParts<AppState> for Uids {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Uids, ApiError> {
+        Ok(Uids::with_params(parts, state).await?.0)
+    }
+}
+
+impl Uids {
+    /// The checked UIDs and every parameter of the path (for the routes
+    /// that name more than UIDs, such as a rendered frame's number).
+    pub(super) async fn with_params(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<(Uids, HashMap<String, String>), ApiError> {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request(e.body_text()))?;
         let study = params
             .get("study")
             .ok_or_else(|| ApiError::bad_request("the path names no study"))?;
-        Uids::parse(
+        let uids = Uids::parse(
             study,
             params.get("series").map(String::as_str),
             params.get("instance").map(String::as_str),
-        )
+        )?;
+        Ok((uids, params))
     }
-}
 
-impl Uids {
     fn parse(study: &str, series: Option<&str>, instance: Option<&str>) -> Result<Uids, ApiError> {
         Ok(Uids {
             study: path_uid("StudyInstanceUID", study)?,
