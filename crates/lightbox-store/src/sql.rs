@@ -66,6 +66,11 @@ impl Sql {
         self
     }
 
+    /// Whether [`Sql::plan_each_time`] was asked for (here or in an appended part).
+    pub fn plans_each_time(&self) -> bool {
+        !self.persistent
+    }
+
     pub fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self
