@@ -734,8 +734,14 @@ mod tests {
             condition: Condition::OneOf(vec![pattern]),
         };
         let planned_each_time = |dialect, filters| {
-            search_sql(dialect, OrgId::generate(), None, &query(filters), Source::Table)
-                .plans_each_time()
+            search_sql(
+                dialect,
+                OrgId::generate(),
+                None,
+                &query(filters),
+                Source::Table,
+            )
+            .plans_each_time()
         };
         let name = one(Attribute::PatientName, Pattern::Wildcard("*zwieb*".into()));
         let dates = Filter {
@@ -746,7 +752,10 @@ mod tests {
             },
         };
         let modality = one(Attribute::ModalitiesInStudy, Pattern::Literal("CT".into()));
-        let uid = one(Attribute::StudyInstanceUid, Pattern::Literal("1.2.3".into()));
+        let uid = one(
+            Attribute::StudyInstanceUid,
+            Pattern::Literal("1.2.3".into()),
+        );
         let patient_id = one(Attribute::PatientId, Pattern::Literal("MRN1".into()));
         assert!(planned_each_time(Dialect::Postgres, vec![name.clone()]));
         assert!(planned_each_time(Dialect::Postgres, vec![dates]));

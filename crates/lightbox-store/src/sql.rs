@@ -67,6 +67,7 @@ impl Sql {
     }
 
     /// Whether [`Sql::plan_each_time`] was asked for (here or in an appended part).
+    #[cfg(test)]
     pub fn plans_each_time(&self) -> bool {
         !self.persistent
     }

@@ -155,7 +155,7 @@ async fn search(
     })??;
     let base = format!("{}/dicomweb", crate::public_base(&state.config, &headers));
     let body = qido::results(&found.rows, query, &base);
-    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    let mut response = (StatusCode::OK, body).into_response();
     let out = response.headers_mut();
     out.insert(
         header::CONTENT_TYPE,
