@@ -762,9 +762,15 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("dicom")).unwrap();
         std::fs::write(dir.path().join("dicom/a.dcm"), &content).unwrap();
         let ranges = vec![5_000..300_000, 10..20, 4_097..4_097 + MAP_FROM, 0..0];
-        let got = blobs.get_ranges("dicom/a.dcm", ranges.clone()).await.unwrap();
+        let got = blobs
+            .get_ranges("dicom/a.dcm", ranges.clone())
+            .await
+            .unwrap();
         for (range, bytes) in ranges.iter().zip(&got) {
-            assert_eq!(&bytes[..], &content[range.start as usize..range.end as usize]);
+            assert_eq!(
+                &bytes[..],
+                &content[range.start as usize..range.end as usize]
+            );
         }
         std::fs::remove_file(dir.path().join("dicom/a.dcm")).unwrap();
         assert_eq!(&got[0][..], &content[5_000..]);

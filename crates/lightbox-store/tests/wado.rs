@@ -31,7 +31,11 @@ fn rows() -> Vec<Row> {
             3..=5 => Some(7),
             n => Some(n),
         };
-        let filler = "A".repeat(if i == 9 { 25_000 } else { 3_000 + 37 * i as usize });
+        let filler = "A".repeat(if i == 9 {
+            25_000
+        } else {
+            3_000 + 37 * i as usize
+        });
         let metadata = format!(
             r#"{{"00080018":{{"vr":"UI","Value":["{STUDY}.1.{i}"]}},"00091010":{{"vr":"OB","BulkDataURI":"bulk/00091010"}},"00104000":{{"vr":"LT","Value":["{filler}"]}}}}"#
         );
@@ -78,7 +82,9 @@ fn inserts(org: OrgId) -> Vec<String> {
 fn migrations_before_0016(backend: &str, dir: &Path) -> PathBuf {
     let before = dir.join(format!("{backend}-0015"));
     std::fs::create_dir(&before).unwrap();
-    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+    let all = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
     for entry in std::fs::read_dir(&all).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().into_string().unwrap();
@@ -123,8 +129,15 @@ async fn serves_what_was_stored(store: &Store, org: OrgId, nulls_first: bool) {
         .await
         .unwrap();
     let uids: Vec<String> = study.iter().map(|r| r.sop_instance_uid.clone()).collect();
-    let mut expected: Vec<String> = in_wado_order(SERIES, nulls_first).into_iter().map(|r| r.0).collect();
-    expected.extend(in_wado_order(OTHER_SERIES, nulls_first).into_iter().map(|r| r.0));
+    let mut expected: Vec<String> = in_wado_order(SERIES, nulls_first)
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    expected.extend(
+        in_wado_order(OTHER_SERIES, nulls_first)
+            .into_iter()
+            .map(|r| r.0),
+    );
     assert_eq!(uids, expected);
 
     // A limit bounds the listing; a series under the wrong study is not found.
@@ -148,7 +161,11 @@ async fn serves_what_was_stored(store: &Store, org: OrgId, nulls_first: bool) {
         series: Some(SERIES),
         instance: None,
     };
-    assert!(store.wado_metadata(org, wrong, 10).await.unwrap().is_empty());
+    assert!(store
+        .wado_metadata(org, wrong, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let one = WadoScope {
         study: STUDY,
         series: Some(SERIES),
