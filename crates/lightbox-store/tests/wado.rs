@@ -60,22 +60,39 @@ fn in_wado_order(series: &str, nulls_first: bool) -> Vec<(String, String)> {
     rows.into_iter().map(|r| (r.1, r.3)).collect()
 }
 
+/// The organization, study and series rows the instances belong to (the
+/// upgrade copies instances with foreign keys checked, as in an archive).
+fn parents(org: OrgId) -> Vec<String> {
+    let mut sql = vec![
+        format!("INSERT INTO organizations (id, name, created_at) VALUES ('{org}', 'Acme', 1)"),
+        format!(
+            "INSERT INTO dicom_studies (org_id, study_instance_uid, created_at, updated_at) \
+             VALUES ('{org}', '{STUDY}', 1, 1)"
+        ),
+    ];
+    for series in [SERIES, OTHER_SERIES] {
+        sql.push(format!(
+            "INSERT INTO dicom_series (org_id, series_instance_uid, study_instance_uid, \
+             created_at) VALUES ('{org}', '{series}', '{STUDY}', 1)"
+        ));
+    }
+    sql
+}
+
 fn inserts(org: OrgId) -> Vec<String> {
-    rows()
-        .into_iter()
-        .map(|(series, sop, number, metadata)| {
-            let number = number.map_or("NULL".to_owned(), |n| n.to_string());
-            format!(
-                "INSERT INTO dicom_instances (org_id, sop_instance_uid, series_instance_uid, \
-                 study_instance_uid, sop_class_uid, instance_number, pixel_rows, pixel_columns, \
-                 bits_allocated, number_of_frames, transfer_syntax_uid, size_bytes, sha256, \
-                 blob_key, pixel_data_offset, pixel_data_length, frames, metadata, created_at) \
-                 VALUES ('{org}', '{sop}', '{series}', '{STUDY}', '1.2.840.10008.5.1.4.1.1.2', \
-                 {number}, 512, 512, 16, NULL, '1.2.840.10008.1.2.1', 525000, 'ab', \
-                 'dicom/{sop}.dcm', 1000, 524288, NULL, '{metadata}', 1)"
-            )
-        })
-        .collect()
+    let instances = rows().into_iter().map(|(series, sop, number, metadata)| {
+        let number = number.map_or("NULL".to_owned(), |n| n.to_string());
+        format!(
+            "INSERT INTO dicom_instances (org_id, sop_instance_uid, series_instance_uid, \
+             study_instance_uid, sop_class_uid, instance_number, pixel_rows, pixel_columns, \
+             bits_allocated, number_of_frames, transfer_syntax_uid, size_bytes, sha256, \
+             blob_key, pixel_data_offset, pixel_data_length, frames, metadata, created_at) \
+             VALUES ('{org}', '{sop}', '{series}', '{STUDY}', '1.2.840.10008.5.1.4.1.1.2', \
+             {number}, 512, 512, 16, NULL, '1.2.840.10008.1.2.1', 525000, 'ab', \
+             'dicom/{sop}.dcm', 1000, 524288, NULL, '{metadata}', 1)"
+        )
+    });
+    parents(org).into_iter().chain(instances).collect()
 }
 
 /// This backend's migrations before 0016, in a directory of their own.
@@ -189,11 +206,9 @@ async fn sqlite_archive_at_0015_reads_the_same_after_0016() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lightbox.db");
     let before = migrations_before_0016("sqlite", dir.path());
-    // Organizations and series rows are not needed to hold instances here.
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
         .unwrap()
-        .create_if_missing(true)
-        .foreign_keys(false);
+        .create_if_missing(true);
     let mut conn = sqlx::SqliteConnection::connect_with(&options)
         .await
         .unwrap();
@@ -257,10 +272,6 @@ async fn postgres_archive_at_0015_reads_the_same_after_0016() {
         .await
         .unwrap();
     let org = OrgId::generate();
-    // Organizations and series rows are not needed to hold instances here.
-    conn.execute("SET session_replication_role = replica")
-        .await
-        .unwrap();
     for insert in inserts(org) {
         conn.execute(insert.as_str()).await.unwrap();
     }
@@ -290,10 +301,7 @@ async fn postgres_archive_at_0015_reads_the_same_after_0016() {
     .unwrap();
     assert_eq!(still, ["1.2.3.1.9"]);
     // A new row that fits is stored as it is.
-    conn.execute("SET session_replication_role = replica")
-        .await
-        .unwrap();
-    let fresh = inserts(org)[5].replace("1.2.3.1.34", "1.2.3.1.99");
+    let fresh = inserts(org)[parents(org).len() + 5].replace("1.2.3.1.34", "1.2.3.1.99");
     conn.execute(fresh.as_str()).await.unwrap();
     let method: Option<String> = sqlx::query_scalar(
         "SELECT pg_column_compression(metadata) FROM dicom_instances \
