@@ -774,7 +774,7 @@ mod tests {
         }
         std::fs::remove_file(dir.path().join("dicom/a.dcm")).unwrap();
         assert_eq!(&got[0][..], &content[5_000..]);
-        let past = blobs.get_ranges("dicom/a.dcm", vec![0..1]).await;
+        let past = blobs.get_range("dicom/a.dcm", 0..1).await;
         assert!(matches!(past, Err(BlobError::Missing)));
     }
 
