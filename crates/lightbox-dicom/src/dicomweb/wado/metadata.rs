@@ -12,6 +12,11 @@ use lightbox_store::InstanceMetadata;
 /// inside a value.
 const RELATIVE: &str = "\"BulkDataURI\":\"bulk/";
 
+/// The searcher for [`RELATIVE`], built once: a series' metadata is searched
+/// end to end (str::find's two-way search was 4 % of its CPU).
+static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(RELATIVE));
+
 /// `{base}/dicomweb/studies/{st}/series/{se}/instances/{sop}`.
 pub fn instance_url(base: &str, study: &str, series: &str, sop: &str) -> String {
     format!("{base}/dicomweb/studies/{study}/series/{series}/instances/{sop}")
@@ -27,7 +32,7 @@ pub fn write_instance(out: &mut String, row: &InstanceMetadata, instance_url: &s
         return;
     };
     let mut rest = body;
-    while let Some(at) = rest.find(RELATIVE) {
+    while let Some(at) = FINDER.find(rest.as_bytes()) {
         out.push_str(&rest[..at]);
         out.push_str("\"BulkDataURI\":\"");
         out.push_str(instance_url);
