@@ -113,13 +113,8 @@ impl Default for StoreOptions {
 
 // synchronous = FULL: an acknowledged write survives a power cut, not only a
 // process crash (NORMAL in WAL mode may lose the last commits to the OS cache).
-// mmap_size: reads of the database file come straight from the OS page cache,
-// shared by every connection, instead of a `pread` copy into each connection's
-// own 32 MB cache (a million studies are gigabytes); capped at 2 GiB, the
-// bundled SQLite's largest map. Writes still go through the WAL.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000; \
-     PRAGMA mmap_size = 2147418112;";
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000;";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database file at `path`.
