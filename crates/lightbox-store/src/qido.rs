@@ -718,9 +718,9 @@ mod tests {
         assert_eq!(glob_escape("C*[T]?"), "C[*][[]T][?]");
     }
 
-    #[test]
-    fn postgres_plans_searches_whose_best_plan_depends_on_their_values_each_time() {
-        let query = |filters: Vec<Filter>| Query {
+    /// OHIF's study search: the newest 101 studies matching `filters`.
+    fn studies(filters: Vec<Filter>) -> Query {
+        Query {
             level: Level::Study,
             study: None,
             series: None,
@@ -728,7 +728,11 @@ mod tests {
             include: Default::default(),
             limit: 101,
             offset: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn postgres_plans_searches_whose_best_plan_depends_on_their_values_each_time() {
         let one = |attribute, pattern| Filter {
             attribute,
             condition: Condition::OneOf(vec![pattern]),
@@ -738,7 +742,7 @@ mod tests {
                 dialect,
                 OrgId::generate(),
                 None,
-                &query(filters),
+                &studies(filters),
                 Source::Table,
             )
             .plans_each_time()
@@ -789,18 +793,7 @@ mod tests {
                 to: None,
             },
         };
-        let plan = |filters: Vec<Filter>| {
-            let q = Query {
-                level: Level::Study,
-                study: None,
-                series: None,
-                filters,
-                include: Default::default(),
-                limit: 101,
-                offset: 0,
-            };
-            sqlite_study_plan(Dialect::Sqlite, None, &q)
-        };
+        let plan = |filters| sqlite_study_plan(Dialect::Sqlite, None, &studies(filters));
         assert_eq!(
             plan(vec![
                 filter(Attribute::PatientName, "*zwieb*"),

@@ -476,16 +476,7 @@ async fn sqlite_name_index_covers_an_existing_archive() {
     use std::str::FromStr;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lightbox.db");
-    let before = dir.path().join("migrations-0014");
-    std::fs::create_dir(&before).unwrap();
-    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for entry in std::fs::read_dir(&all).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        if name.as_str() < "0015" {
-            std::fs::copy(entry.path(), before.join(&name)).unwrap();
-        }
-    }
+    let before = support::migrations_before("sqlite", "0015", dir.path());
     // Organizations are not needed to hold studies here (the store reads by id).
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
         .unwrap()

@@ -8,7 +8,6 @@
 use lightbox_domain::OrgId;
 use lightbox_store::{Store, StoreOptions, WadoScope};
 use sqlx::{Connection, Executor};
-use std::path::{Path, PathBuf};
 
 mod support;
 use support::ThrowawayPostgres;
@@ -93,23 +92,6 @@ fn inserts(org: OrgId) -> Vec<String> {
         )
     });
     parents(org).into_iter().chain(instances).collect()
-}
-
-/// This backend's migrations before 0016, in a directory of their own.
-fn migrations_before_0016(backend: &str, dir: &Path) -> PathBuf {
-    let before = dir.join(format!("{backend}-0015"));
-    std::fs::create_dir(&before).unwrap();
-    let all = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(backend);
-    for entry in std::fs::read_dir(&all).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        if name.as_str() < "0016" {
-            std::fs::copy(entry.path(), before.join(&name)).unwrap();
-        }
-    }
-    before
 }
 
 /// What the upgraded store serves: every instance, in order, as stored.
@@ -205,7 +187,7 @@ async fn sqlite_archive_at_0015_reads_the_same_after_0016() {
     use std::str::FromStr;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lightbox.db");
-    let before = migrations_before_0016("sqlite", dir.path());
+    let before = support::migrations_before("sqlite", "0016", dir.path());
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
         .unwrap()
         .create_if_missing(true);
@@ -263,7 +245,7 @@ async fn sqlite_archive_at_0015_reads_the_same_after_0016() {
 async fn postgres_archive_at_0015_reads_the_same_after_0016() {
     let db = ThrowawayPostgres::create("wado_0016").await;
     let dir = tempfile::tempdir().unwrap();
-    let before = migrations_before_0016("postgres", dir.path());
+    let before = support::migrations_before("postgres", "0016", dir.path());
     let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::migrate::Migrator::new(before.as_path())
         .await

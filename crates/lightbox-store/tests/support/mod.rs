@@ -49,3 +49,26 @@ impl ThrowawayPostgres {
             .unwrap();
     }
 }
+
+/// A folder under `dir` holding `backend`'s migrations numbered below `version`
+/// (e.g. "0016"), to build a database as an older release left it.
+#[allow(dead_code)] // not every test binary that includes this module upgrades
+pub fn migrations_before(
+    backend: &str,
+    version: &str,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let before = dir.join(format!("{backend}-before-{version}"));
+    std::fs::create_dir(&before).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.as_str() < version {
+            std::fs::copy(entry.path(), before.join(&name)).unwrap();
+        }
+    }
+    before
+}
