@@ -3,9 +3,11 @@
 //! A `route_layer` middleware knows the route and the outcome; the credential
 //! extractor tells it who is calling through an [`AuditSlot`] in the request,
 //! and a handler may name the resource it touched with [`AuditResource`] on the
-//! response (creates, lookups by UID). The event is durably stored before the
+//! response (creates, lookups by UID). The event is committed before the
 //! response leaves: a writer task commits events in batches (group commit),
 //! so auditing every read costs one shared transaction, not one per request.
+//! A change's event is on the disk before its response leaves; a read's is
+//! flushed within a second after (see [`AuditLog::record_read`]).
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -15,10 +17,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lightbox_domain::audit::{resource_type, ActorKind, AuditEvent, AuditEventId, Outcome};
 use lightbox_domain::{OrgId, Timestamp};
-use lightbox_store::Store;
+use lightbox_store::{Flush, Store};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Who a request acts as, once its credential is known.
 #[derive(Debug, Clone)]
@@ -54,7 +57,11 @@ pub fn about(resource_id: impl Into<String>, mut response: Response) -> Response
     response
 }
 
-type Pending = (AuditEvent, oneshot::Sender<bool>);
+struct Pending {
+    event: AuditEvent,
+    flush: Flush,
+    stored: oneshot::Sender<bool>,
+}
 
 /// Handle to the audit writer task.
 #[derive(Clone)]
@@ -64,9 +71,29 @@ pub struct AuditLog {
 
 const MAX_BATCH: usize = 256;
 
+/// About how long a read's event may wait in the OS's cache (SQLite) or
+/// PostgreSQL's WAL buffers before it is flushed to the disk.
+const READS_FLUSHED_WITHIN: Duration = Duration::from_secs(1);
+
 impl AuditLog {
     pub fn start(store: Store) -> AuditLog {
         let (sender, mut receiver) = mpsc::channel::<Pending>(4096);
+        // Reads' events are flushed beside the writer, not by it: a sync in
+        // its loop would hold up every event behind it.
+        let unflushed = Arc::new(Notify::new());
+        let flusher = tokio::spawn({
+            let (store, unflushed) = (store.clone(), unflushed.clone());
+            async move {
+                loop {
+                    unflushed.notified().await;
+                    // One sync for all the reads of the interval.
+                    tokio::time::sleep(READS_FLUSHED_WITHIN / 2).await;
+                    if let Err(e) = store.flush_audit().await {
+                        tracing::error!(error = %e, "audit trail could not be flushed");
+                    }
+                }
+            }
+        });
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
                 let mut batch = vec![first];
@@ -76,18 +103,29 @@ impl AuditLog {
                         Err(_) => break,
                     }
                 }
-                let (events, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                let stored = match store.append_audit_events(&events).await {
+                let flush = if batch.iter().any(|p| p.flush == Flush::Now) {
+                    Flush::Now
+                } else {
+                    Flush::Later
+                };
+                let (events, acks): (Vec<_>, Vec<_>) =
+                    batch.into_iter().map(|p| (p.event, p.stored)).unzip();
+                let stored = match store.append_audit_events(&events, flush).await {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::error!(error = %e, events = events.len(), "audit events could not be stored");
                         false
                     }
                 };
+                if stored && flush == Flush::Later {
+                    unflushed.notify_one();
+                }
                 for ack in acks {
                     let _ = ack.send(stored);
                 }
             }
+            flusher.abort();
+            let _ = store.flush_audit().await;
         });
         AuditLog { sender }
     }
@@ -104,10 +142,29 @@ impl AuditLog {
         })
     }
 
-    /// Stores `event`; true once it is committed.
+    /// Stores `event`; true once it is committed and on the disk.
     pub async fn record(&self, event: AuditEvent) -> bool {
+        self.append(event, Flush::Now).await
+    }
+
+    /// Stores the event of a request that changed nothing; true once it is
+    /// committed, which it is before a crash of Lightbox can lose it. Its
+    /// flush to the disk follows within [`READS_FLUSHED_WITHIN`]: a frame or
+    /// a search then does not wait for the disk (an `fsync` takes longer
+    /// than reading a 512 KiB frame), and a power cut may lose the last
+    /// second of reads, never a change's event.
+    pub async fn record_read(&self, event: AuditEvent) -> bool {
+        self.append(event, Flush::Later).await
+    }
+
+    async fn append(&self, event: AuditEvent, flush: Flush) -> bool {
         let (ack, stored) = oneshot::channel();
-        if self.sender.send((event, ack)).await.is_err() {
+        let pending = Pending {
+            event,
+            flush,
+            stored: ack,
+        };
+        if self.sender.send(pending).await.is_err() {
             return false;
         }
         stored.await.unwrap_or(false)
@@ -193,7 +250,8 @@ pub async fn record_requests(
 ) -> Response {
     let slot = AuditSlot::default();
     request.extensions_mut().insert(slot.clone());
-    let (action, id_in_path) = action(request.method(), matched.as_str());
+    let method = request.method().clone();
+    let (action, id_in_path) = action(&method, matched.as_str());
     let path_id = if id_in_path {
         params.iter().next().map(|(_, v)| v.to_owned())
     } else {
@@ -232,7 +290,13 @@ pub async fn record_requests(
         client_ip,
         request_id,
     };
-    if state.audit.record(event).await {
+    // GET and HEAD change nothing (every route keeps to that).
+    let recorded = if method == Method::GET || method == Method::HEAD {
+        state.audit.record_read(event).await
+    } else {
+        state.audit.record(event).await
+    };
+    if recorded {
         response
     } else {
         // Protected data leaves only with its audit record.

@@ -6,7 +6,7 @@ use crate::{Dialect, Store, StoreError};
 use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, AuditFilter, Outcome};
 use lightbox_domain::{Error, OrgId, Timestamp};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 const COLUMNS: &str =
     "org_id, id, occurred_at, actor_type, actor_id, action, resource_type, resource_id, \
@@ -30,13 +30,53 @@ fn event_from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
     })
 }
 
+/// When an audit commit must be on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Before the commit returns: the events survive a power cut.
+    Now,
+    /// Soon after: the events survive a crash of Lightbox (they are in the
+    /// database's log, waiting in the OS's cache on SQLite, in PostgreSQL's
+    /// WAL buffers) but a power cut before the next flush may lose them.
+    /// A flush is any later `Now` commit, [`Store::flush_audit`] or, on
+    /// PostgreSQL, its WAL writer within `3 × wal_writer_delay` (600 ms).
+    Later,
+}
+
 impl Store {
     /// Appends events in one transaction: all are stored, or none.
-    pub async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+    pub async fn append_audit_events(
+        &self,
+        events: &[AuditEvent],
+        flush: Flush,
+    ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write_on(&self.audit_write).await?;
+        // Chosen per transaction, as the audit file's one writer commits both
+        // kinds. A FULL commit in WAL mode syncs the log and so flushes earlier
+        // NORMAL commits too; a synchronous commit on PostgreSQL likewise.
+        let mut conn = self.audit_write.acquire().await?;
+        let mut tx = match self.dialect {
+            Dialect::Sqlite => {
+                // SQLite refuses to change this inside a transaction.
+                let synchronous = match flush {
+                    Flush::Now => "PRAGMA synchronous = FULL",
+                    Flush::Later => "PRAGMA synchronous = NORMAL",
+                };
+                sqlx::query(synchronous).execute(&mut *conn).await?;
+                conn.begin_with("BEGIN IMMEDIATE").await?
+            }
+            Dialect::Postgres => {
+                let mut tx = conn.begin().await?;
+                if flush == Flush::Later {
+                    sqlx::query("SET LOCAL synchronous_commit = off")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx
+            }
+        };
         // Bounded batches keep each statement well under parameter limits (12 per row).
         for chunk in events.chunks(64) {
             let mut sql = Sql::new(&format!("INSERT INTO audit_events ({COLUMNS}) VALUES "));
@@ -58,6 +98,19 @@ impl Store {
             sql.query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts every audit event committed with [`Flush::Later`] on the disk.
+    pub async fn flush_audit(&self) -> Result<(), StoreError> {
+        if self.dialect == Dialect::Sqlite {
+            // A checkpoint syncs the log before it copies it into the file.
+            // PASSIVE: it takes no writer lock, so it runs beside the writer
+            // (on another connection) and never holds up an append.
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.audit_read)
+                .await?;
+        }
         Ok(())
     }
 
@@ -142,5 +195,60 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(org_id: OrgId, action: &str) -> AuditEvent {
+        AuditEvent {
+            id: AuditEventId::generate(),
+            org_id,
+            occurred_at: Timestamp::now(),
+            actor_kind: ActorKind::Operator,
+            actor_id: None,
+            action: action.to_owned(),
+            resource_type: None,
+            resource_id: None,
+            outcome: Outcome::Success,
+            status: 200,
+            client_ip: None,
+            request_id: None,
+        }
+    }
+
+    /// The audit file's one connection commits reads without a sync; the
+    /// next change must get its sync back.
+    #[tokio::test]
+    async fn a_change_after_reads_is_committed_with_a_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("t.db"), &Default::default())
+            .await
+            .unwrap();
+        let org = OrgId::generate();
+        let synchronous = || async {
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(&store.audit_write)
+                .await
+                .unwrap()
+        };
+        store
+            .append_audit_events(&[event(org, "study.read")], Flush::Later)
+            .await
+            .unwrap();
+        assert_eq!(synchronous().await, 1, "NORMAL for a read");
+        store
+            .append_audit_events(&[event(org, "study.update")], Flush::Now)
+            .await
+            .unwrap();
+        assert_eq!(synchronous().await, 2, "FULL for a change");
+        store.flush_audit().await.unwrap();
+        let page = store
+            .list_audit_events(org, &AuditFilter::default(), 10, None)
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 2);
     }
 }

@@ -32,6 +32,7 @@ mod outbox;
 mod qido;
 mod settings;
 mod sql;
+mod sqlite_reader;
 mod studies;
 mod thumbnails;
 mod users;
@@ -46,6 +47,7 @@ pub use thumbnails::RepresentativeInstance;
 mod web_sessions;
 
 pub use admin_views::{DicomStudySummary, SessionAccessFacts};
+pub use audit::Flush;
 pub use changes::StudyChange;
 pub use credential_list::{CredentialKind, CredentialSummary};
 pub use ephemeral::EphemeralSession;
@@ -82,6 +84,8 @@ pub struct Store {
     /// Woken when this process writes deliveries, so its worker need not poll for them.
     outbox_ready: std::sync::Arc<tokio::sync::Notify>,
     changes: std::sync::Arc<changes::Changes>,
+    /// SQLite: the main file's reader for the hot reads (`sqlite_reader`).
+    sqlite_reader: Option<std::sync::Arc<sqlite_reader::SqliteReader>>,
 }
 
 /// A connection pool's occupancy.
@@ -144,6 +148,11 @@ impl Store {
             needle_plans: Default::default(),
             outbox_ready: Default::default(),
             changes: changes::Changes::new(None),
+            sqlite_reader: Some(sqlite_reader::SqliteReader::new(
+                path.to_owned(),
+                readers,
+                options.acquire_timeout,
+            )),
         };
         // Writers first: they create the files and switch them to WAL.
         sqlx::migrate!("./migrations/sqlite")
@@ -216,6 +225,7 @@ impl Store {
             needle_plans: Default::default(),
             outbox_ready: Default::default(),
             changes: changes::Changes::new(Some(url)),
+            sqlite_reader: None,
         };
         sqlx::migrate!("./migrations/postgres")
             .run(&store.write)

@@ -14,12 +14,11 @@
 //! which GLOB can.
 
 use crate::sql::{like_escape, Sql};
+use crate::sqlite_reader::Row;
 use crate::{Dialect, Store, StoreError};
 use lightbox_domain::dicom::{SeriesAttributes, StudyAttributes};
 use lightbox_domain::qido::{Attribute, Condition, Filter, Level, Pattern, Query};
 use lightbox_domain::OrgId;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 /// A study as QIDO returns it: what the index keeps of it, with the counts
 /// and modalities its series and instances add up to.
@@ -119,8 +118,9 @@ impl Store {
         query: &Query,
     ) -> Result<Vec<QidoRow>, StoreError> {
         let sql = search_sql(self.dialect, org_id, scope, query, Source::Table);
-        let rows = sql.query().fetch_all(&self.read).await?;
-        rows.iter().map(|row| read_row(row, query)).collect()
+        let shape = RowShape::of(query);
+        self.read_rows(&sql, move |row| read_row(row, shape).map(Some))
+            .await
     }
 
     /// SQLite, studies: the newest studies walked by `dicom_studies_newest`,
@@ -137,14 +137,17 @@ impl Store {
         let budget = WALK_BUDGET.max(need.saturating_mul(4));
         // The budget's oldest `created_at`, from the index alone; None when the
         // organization has no more studies than the budget.
-        let bound: Option<i64> = sqlx::query_scalar(
-            "SELECT created_at FROM dicom_studies INDEXED BY dicom_studies_newest \
-             WHERE org_id = $1 ORDER BY created_at DESC LIMIT 1 OFFSET $2",
-        )
-        .bind(org_id.to_string())
-        .bind(i64::try_from(budget).unwrap_or(i64::MAX))
-        .fetch_optional(&self.read)
-        .await?;
+        let mut oldest = Sql::new(
+            "SELECT created_at FROM dicom_studies INDEXED BY dicom_studies_newest WHERE org_id = ",
+        );
+        oldest
+            .bind(org_id.to_string())
+            .push(" ORDER BY created_at DESC LIMIT 1 OFFSET ")
+            .bind(i64::try_from(budget).unwrap_or(i64::MAX));
+        let bound: Option<i64> = self
+            .read_rows(&oldest, |row| row.get("created_at").map(Some))
+            .await?
+            .pop();
         let sql = search_sql(
             self.dialect,
             org_id,
@@ -152,14 +155,14 @@ impl Store {
             query,
             Source::NewestSince(bound),
         );
-        let rows = sql.query().fetch_all(&self.read).await?;
+        let shape = RowShape::of(query);
+        let rows = self
+            .read_rows(&sql, move |row| read_row(row, shape).map(Some))
+            .await?;
         if bound.is_some() && rows.len() < need {
             return Ok(None);
         }
-        rows.iter()
-            .map(|row| read_row(row, query))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        Ok(Some(rows))
     }
 
     /// SQLite, studies: the matches of the trigram index on patient names
@@ -173,7 +176,6 @@ impl Store {
         query: &Query,
         phrases: &str,
     ) -> Result<Vec<QidoRow>, StoreError> {
-        use futures_util::TryStreamExt;
         let need = page_rows(query);
         let sql = search_sql(
             self.dialect,
@@ -182,16 +184,23 @@ impl Store {
             query,
             Source::NameIndex(phrases),
         );
-        let mut found: Vec<(i64, QidoRow)> = Vec::with_capacity(need + 8);
-        let mut rows = sql.query().fetch(&self.read);
-        while let Some(row) = rows.try_next().await? {
-            let created_at: i64 = row.try_get("study_created_at")?;
-            if found.len() >= need && created_at < found[need - 1].0 {
-                break;
-            }
-            found.push((created_at, read_row(&row, query)?));
-        }
-        drop(rows);
+        let shape = RowShape::of(query);
+        // The `created_at` of the page's last row, once that is read.
+        let mut last_of_page: Option<i64> = None;
+        let mut read = 0;
+        let mut found = self
+            .read_rows(&sql, move |row| {
+                let created_at: i64 = row.get("study_created_at")?;
+                if last_of_page.is_some_and(|last| created_at < last) {
+                    return Ok(None);
+                }
+                read += 1;
+                if read == need {
+                    last_of_page = Some(created_at);
+                }
+                Ok(Some((created_at, read_row(row, shape)?)))
+            })
+            .await?;
         found.sort_by(|(a_at, a), (b_at, b)| {
             b_at.cmp(a_at).then_with(|| {
                 b.study
@@ -641,60 +650,76 @@ fn glob_pattern(dicom: &str) -> String {
     dicom.replace('[', "[[]")
 }
 
-fn read_row(row: &AnyRow, query: &Query) -> Result<QidoRow, StoreError> {
-    let modalities: String = row.try_get("modalities")?;
+/// What a search's rows hold beyond the study.
+#[derive(Debug, Clone, Copy)]
+struct RowShape {
+    level: Level,
+    metadata: bool,
+}
+
+impl RowShape {
+    fn of(query: &Query) -> RowShape {
+        RowShape {
+            level: query.level,
+            metadata: !query.include.is_defaults(),
+        }
+    }
+}
+
+fn read_row(row: &Row<'_>, shape: RowShape) -> Result<QidoRow, StoreError> {
+    let modalities: String = row.get("modalities")?;
     let study = QidoStudy {
         attributes: StudyAttributes {
-            study_instance_uid: row.try_get("study_instance_uid")?,
-            patient_name: row.try_get("patient_name")?,
-            patient_id: row.try_get("patient_id")?,
-            patient_birth_date: row.try_get("patient_birth_date")?,
-            patient_sex: row.try_get("patient_sex")?,
-            study_date: row.try_get("study_date")?,
-            study_time: row.try_get("study_time")?,
-            accession_number: row.try_get("accession_number")?,
-            referring_physician_name: row.try_get("referring_physician_name")?,
-            study_id: row.try_get("study_id")?,
-            study_description: row.try_get("study_description")?,
-            json: row.try_get("study_attributes")?,
+            study_instance_uid: row.get("study_instance_uid")?,
+            patient_name: row.get("patient_name")?,
+            patient_id: row.get("patient_id")?,
+            patient_birth_date: row.get("patient_birth_date")?,
+            patient_sex: row.get("patient_sex")?,
+            study_date: row.get("study_date")?,
+            study_time: row.get("study_time")?,
+            accession_number: row.get("accession_number")?,
+            referring_physician_name: row.get("referring_physician_name")?,
+            study_id: row.get("study_id")?,
+            study_description: row.get("study_description")?,
+            json: row.get("study_attributes")?,
         },
         modalities: modalities
             .split('\\')
             .filter(|m| !m.is_empty())
             .map(str::to_owned)
             .collect(),
-        series_count: row.try_get("study_series_count")?,
-        instance_count: row.try_get("study_instance_count")?,
+        series_count: row.get("study_series_count")?,
+        instance_count: row.get("study_instance_count")?,
     };
-    let series = if query.level >= Level::Series {
+    let series = if shape.level >= Level::Series {
         Some(QidoSeries {
             attributes: SeriesAttributes {
-                series_instance_uid: row.try_get("series_instance_uid")?,
-                modality: row.try_get("modality")?,
-                series_number: row.try_get("series_number")?,
-                series_description: row.try_get("series_description")?,
-                series_date: row.try_get("series_date")?,
-                series_time: row.try_get("series_time")?,
-                json: row.try_get("series_attributes")?,
+                series_instance_uid: row.get("series_instance_uid")?,
+                modality: row.get("modality")?,
+                series_number: row.get("series_number")?,
+                series_description: row.get("series_description")?,
+                series_date: row.get("series_date")?,
+                series_time: row.get("series_time")?,
+                json: row.get("series_attributes")?,
             },
-            instance_count: row.try_get("series_instance_count")?,
+            instance_count: row.get("series_instance_count")?,
         })
     } else {
         None
     };
-    let instance = if query.level == Level::Instance {
+    let instance = if shape.level == Level::Instance {
         Some(QidoInstance {
-            sop_instance_uid: row.try_get("sop_instance_uid")?,
-            sop_class_uid: row.try_get("sop_class_uid")?,
-            instance_number: row.try_get("instance_number")?,
-            rows: row.try_get("pixel_rows")?,
-            columns: row.try_get("pixel_columns")?,
-            bits_allocated: row.try_get("bits_allocated")?,
-            number_of_frames: row.try_get("number_of_frames")?,
-            metadata: if query.include.is_defaults() {
-                None
+            sop_instance_uid: row.get("sop_instance_uid")?,
+            sop_class_uid: row.get("sop_class_uid")?,
+            instance_number: row.get("instance_number")?,
+            rows: row.get("pixel_rows")?,
+            columns: row.get("pixel_columns")?,
+            bits_allocated: row.get("bits_allocated")?,
+            number_of_frames: row.get("number_of_frames")?,
+            metadata: if shape.metadata {
+                row.get("metadata")?
             } else {
-                row.try_get("metadata")?
+                None
             },
         })
     } else {

@@ -105,6 +105,14 @@ impl Sql {
         self
     }
 
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
     pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
         let mut query = sqlx::query(&self.text).persistent(self.persistent);
         for value in &self.values {

@@ -3,10 +3,10 @@
 //! one indexed query (`dicom_instances_study` / `dicom_instances_series`),
 //! with the organization leading the key, and bounded by the caller's limit.
 
+use crate::sql::Sql;
+use crate::sqlite_reader::Row;
 use crate::{Store, StoreError};
 use lightbox_domain::OrgId;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 /// Where an instance's file and pixels are, for retrieve, frames and bulk data.
 #[derive(Debug, Clone)]
@@ -54,31 +54,26 @@ const INSTANCE_COLUMNS: &str = "study_instance_uid, series_instance_uid, sop_ins
      bits_allocated, number_of_frames, pixel_data_offset, pixel_data_length, frames";
 
 impl WadoScope<'_> {
-    /// The WHERE clause and its values after `$1` (the organization). The
+    /// `SELECT columns` of the instances in scope, at most `limit`. The
     /// series and instance keys are each unique within the organization, and
     /// the study is checked too, so a series named under the wrong study is
     /// not found.
-    fn filter(&self) -> (String, Vec<&str>) {
-        match (self.series, self.instance) {
-            (_, Some(instance)) => {
-                let mut values = vec![instance, self.study];
-                let mut sql =
-                    "org_id = $1 AND sop_instance_uid = $2 AND study_instance_uid = $3".to_owned();
-                if let Some(series) = self.series {
-                    sql.push_str(" AND series_instance_uid = $4");
-                    values.push(series);
-                }
-                (sql, values)
-            }
-            (Some(series), None) => (
-                "org_id = $1 AND series_instance_uid = $2 AND study_instance_uid = $3".to_owned(),
-                vec![series, self.study],
-            ),
-            (None, None) => (
-                "org_id = $1 AND study_instance_uid = $2".to_owned(),
-                vec![self.study],
-            ),
+    fn select(&self, columns: &str, org_id: OrgId, limit: usize) -> Sql {
+        let mut sql = Sql::new(&format!(
+            "SELECT {columns} FROM dicom_instances WHERE org_id = "
+        ));
+        sql.bind(org_id.to_string());
+        if let Some(instance) = self.instance {
+            sql.push(" AND sop_instance_uid = ").bind(instance);
+        } else if let Some(series) = self.series {
+            sql.push(" AND series_instance_uid = ").bind(series);
         }
+        sql.push(" AND study_instance_uid = ").bind(self.study);
+        if let (Some(series), Some(_)) = (self.series, self.instance) {
+            sql.push(" AND series_instance_uid = ").bind(series);
+        }
+        sql.push(self.order()).push(&format!(" LIMIT {limit}"));
+        sql
     }
 
     fn order(&self) -> &'static str {
@@ -99,17 +94,10 @@ impl Store {
         scope: WadoScope<'_>,
         limit: usize,
     ) -> Result<Vec<WadoInstance>, StoreError> {
-        let (filter, values) = scope.filter();
-        let sql = format!(
-            "SELECT {INSTANCE_COLUMNS} FROM dicom_instances WHERE {filter}{} LIMIT {limit}",
-            scope.order()
-        );
-        let mut query = sqlx::query(&sql).bind(org_id.to_string());
-        for value in values {
-            query = query.bind(value);
-        }
-        let rows = query.fetch_all(&self.read).await?;
-        rows.iter().map(instance).collect()
+        self.read_rows(&scope.select(INSTANCE_COLUMNS, org_id, limit), |row| {
+            instance(row).map(Some)
+        })
+        .await
     }
 
     /// The stored DICOM JSON of the instances in `scope`, at most `limit`.
@@ -119,48 +107,39 @@ impl Store {
         scope: WadoScope<'_>,
         limit: usize,
     ) -> Result<Vec<InstanceMetadata>, StoreError> {
-        let (filter, values) = scope.filter();
-        let sql = format!(
-            "SELECT series_instance_uid, sop_instance_uid, transfer_syntax_uid, bits_allocated, \
+        let columns =
+            "series_instance_uid, sop_instance_uid, transfer_syntax_uid, bits_allocated, \
              (pixel_data_offset IS NOT NULL OR frames IS NOT NULL OR pixel_rows IS NOT NULL) \
-             AS has_pixels, metadata FROM dicom_instances WHERE {filter}{} LIMIT {limit}",
-            scope.order()
-        );
-        let mut query = sqlx::query(&sql).bind(org_id.to_string());
-        for value in values {
-            query = query.bind(value);
-        }
-        let rows = query.fetch_all(&self.read).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(InstanceMetadata {
-                    series_instance_uid: row.try_get("series_instance_uid")?,
-                    sop_instance_uid: row.try_get("sop_instance_uid")?,
-                    transfer_syntax_uid: row.try_get("transfer_syntax_uid")?,
-                    bits_allocated: row.try_get("bits_allocated")?,
-                    has_pixel_data: crate::flag(row, "has_pixels")?,
-                    metadata: row.try_get("metadata")?,
-                })
-            })
-            .collect()
+             AS has_pixels, metadata";
+        self.read_rows(&scope.select(columns, org_id, limit), |row| {
+            Ok(Some(InstanceMetadata {
+                series_instance_uid: row.get("series_instance_uid")?,
+                sop_instance_uid: row.get("sop_instance_uid")?,
+                transfer_syntax_uid: row.get("transfer_syntax_uid")?,
+                bits_allocated: row.get("bits_allocated")?,
+                has_pixel_data: row.flag("has_pixels")?,
+                metadata: row.get("metadata")?,
+            }))
+        })
+        .await
     }
 }
 
-fn instance(row: &AnyRow) -> Result<WadoInstance, StoreError> {
+fn instance(row: &Row<'_>) -> Result<WadoInstance, StoreError> {
     Ok(WadoInstance {
-        study_instance_uid: row.try_get("study_instance_uid")?,
-        series_instance_uid: row.try_get("series_instance_uid")?,
-        sop_instance_uid: row.try_get("sop_instance_uid")?,
-        sop_class_uid: row.try_get("sop_class_uid")?,
-        transfer_syntax_uid: row.try_get("transfer_syntax_uid")?,
-        blob_key: row.try_get("blob_key")?,
-        size_bytes: row.try_get("size_bytes")?,
-        rows: row.try_get("pixel_rows")?,
-        columns: row.try_get("pixel_columns")?,
-        bits_allocated: row.try_get("bits_allocated")?,
-        number_of_frames: row.try_get("number_of_frames")?,
-        pixel_data_offset: row.try_get("pixel_data_offset")?,
-        pixel_data_length: row.try_get("pixel_data_length")?,
-        frames: row.try_get("frames")?,
+        study_instance_uid: row.get("study_instance_uid")?,
+        series_instance_uid: row.get("series_instance_uid")?,
+        sop_instance_uid: row.get("sop_instance_uid")?,
+        sop_class_uid: row.get("sop_class_uid")?,
+        transfer_syntax_uid: row.get("transfer_syntax_uid")?,
+        blob_key: row.get("blob_key")?,
+        size_bytes: row.get("size_bytes")?,
+        rows: row.get("pixel_rows")?,
+        columns: row.get("pixel_columns")?,
+        bits_allocated: row.get("bits_allocated")?,
+        number_of_frames: row.get("number_of_frames")?,
+        pixel_data_offset: row.get("pixel_data_offset")?,
+        pixel_data_length: row.get("pixel_data_length")?,
+        frames: row.get("frames")?,
     })
 }

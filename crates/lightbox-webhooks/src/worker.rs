@@ -12,7 +12,7 @@ use crate::send::{Outcome, Sender};
 use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, Outcome as AuditOutcome};
 use lightbox_domain::webhook::{jittered, RetrySchedule};
 use lightbox_domain::Timestamp;
-use lightbox_store::{AttemptResult, ClaimedDelivery, Store, WebhookEndpoint};
+use lightbox_store::{AttemptResult, ClaimedDelivery, Flush, Store, WebhookEndpoint};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
@@ -273,7 +273,7 @@ impl Worker {
                     endpoint.id.as_str(),
                     410,
                 );
-                if let Err(e) = self.store.append_audit_events(&[event]).await {
+                if let Err(e) = self.store.append_audit_events(&[event], Flush::Now).await {
                     tracing::error!(error = %e, "audit event could not be stored");
                 }
             }
@@ -291,7 +291,7 @@ impl Worker {
             delivery.id.as_str(),
             status,
         );
-        if let Err(e) = self.store.append_audit_events(&[event]).await {
+        if let Err(e) = self.store.append_audit_events(&[event], Flush::Now).await {
             tracing::error!(error = %e, "audit event could not be stored");
         }
     }

@@ -564,20 +564,23 @@ async fn user_link(args: UserLinkArgs, reset: bool) -> anyhow::Result<()> {
         )
     };
     store
-        .append_audit_events(&[AuditEvent {
-            id: AuditEventId::generate(),
-            org_id,
-            occurred_at: Timestamp::now(),
-            actor_kind: ActorKind::Operator,
-            actor_id: None,
-            action: action.to_owned(),
-            resource_type: action.split_once('.').map(|(kind, _)| kind.to_owned()),
-            resource_id: Some(user_id.to_string()),
-            outcome: Outcome::Success,
-            status: 200,
-            client_ip: None,
-            request_id: None,
-        }])
+        .append_audit_events(
+            &[AuditEvent {
+                id: AuditEventId::generate(),
+                org_id,
+                occurred_at: Timestamp::now(),
+                actor_kind: ActorKind::Operator,
+                actor_id: None,
+                action: action.to_owned(),
+                resource_type: action.split_once('.').map(|(kind, _)| kind.to_owned()),
+                resource_id: Some(user_id.to_string()),
+                outcome: Outcome::Success,
+                status: 200,
+                client_ip: None,
+                request_id: None,
+            }],
+            lightbox_store::Flush::Now,
+        )
         .await?;
     let link = match &args.public_url {
         Some(base) => format!("{}{path}", base.trim_end_matches('/')),

@@ -1,4 +1,5 @@
 use crate::config::{init_logging, LogFormat, StoreArgs, WebhookKeyArgs};
+use axum::serve::ListenerExt;
 use clap::Args;
 use lightbox_api::{ApiConfig, AppState, DicomConfig};
 use lightbox_blob::BlobStore;
@@ -427,6 +428,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
+    // Without TCP_NODELAY a response written in parts (a multipart frame: its
+    // head, the pixels, the closing boundary) waits for the client's delayed
+    // ACK between them: up to 40 ms on Linux (BENCHMARKS.md, frames).
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

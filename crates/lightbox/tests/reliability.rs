@@ -470,6 +470,9 @@ async fn each_credential_is_rate_limited_on_its_own(backend: Backend) {
 struct Acknowledged {
     /// study id -> (uid, last acknowledged description, description sent after it, if any)
     studies: HashMap<String, (String, String, Option<String>)>,
+    /// Studies whose read was answered (a read's audit event is not flushed
+    /// before its answer, but it is committed: a crash of the server keeps it).
+    read: Vec<String>,
 }
 
 async fn acknowledged_writes_survive_a_crash(backend: Backend) {
@@ -489,6 +492,11 @@ async fn acknowledged_writes_survive_a_crash(backend: Backend) {
                     let Ok(study) = r.json::<Value>().await else { return };
                     let id = study["studyId"].as_str().unwrap().to_owned();
                     acked.lock().unwrap().studies.insert(id.clone(), (uid, format!("w{w} n{n} v0"), None));
+                    let Ok(r) = api.http.get(format!("{}/v1/viewer/studies/{id}", api.base)).bearer_auth(api_key(&api)).send().await else { return };
+                    if r.status() != StatusCode::OK || r.json::<Value>().await.is_err() {
+                        return;
+                    }
+                    acked.lock().unwrap().read.push(id.clone());
                     for v in 1..=2 {
                         let description = format!("w{w} n{n} v{v}");
                         acked.lock().unwrap().studies.get_mut(&id).unwrap().2 = Some(description.clone());
@@ -541,34 +549,43 @@ async fn acknowledged_writes_survive_a_crash(backend: Backend) {
             "{id}: stored {stored:?}, acknowledged {last_acked:?}"
         );
     }
-    // Every acknowledged create was audited before it was acknowledged.
+    // Every acknowledged create and read was audited before it was acknowledged.
     let fresh = api_at(&server, &org.api_key);
-    let mut audited = std::collections::HashSet::new();
-    let mut cursor = String::new();
-    loop {
-        let r = fresh
-            .get(&format!(
-                "/v1/audit/events?action=study.create&limit=100&cursor={cursor}"
-            ))
-            .await
-            .body;
-        audited.extend(
-            r["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["resourceId"].as_str().unwrap().to_owned()),
-        );
-        match r["cursor"].as_str() {
-            Some(c) => cursor = c.to_owned(),
-            None => break,
+    for (action, ids) in [
+        (
+            "study.create",
+            acked.studies.keys().cloned().collect::<Vec<_>>(),
+        ),
+        ("study.read", acked.read.clone()),
+    ] {
+        let mut audited = std::collections::HashSet::new();
+        let mut cursor = String::new();
+        loop {
+            let r = fresh
+                .get(&format!(
+                    "/v1/audit/events?action={action}&limit=100&cursor={cursor}"
+                ))
+                .await
+                .body;
+            audited.extend(
+                r["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["resourceId"].as_str().unwrap().to_owned()),
+            );
+            match r["cursor"].as_str() {
+                Some(c) => cursor = c.to_owned(),
+                None => break,
+            }
         }
-    }
-    for id in acked.studies.keys() {
-        assert!(
-            audited.contains(id),
-            "acknowledged create of {id} has no audit event"
-        );
+        assert!(ids.len() > 20, "only {} of {action}", ids.len());
+        for id in &ids {
+            assert!(
+                audited.contains(id),
+                "acknowledged {action} of {id} has no audit event"
+            );
+        }
     }
     if backend == Backend::Sqlite {
         for db in [server.sqlite_path(), server.sqlite_audit_path()] {
