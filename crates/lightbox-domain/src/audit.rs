@@ -68,6 +68,26 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
 }
 
+impl AuditEvent {
+    /// What an operator did from the command line (no request, no credential).
+    pub fn by_operator(org_id: OrgId, action: &str, resource_id: Option<String>) -> AuditEvent {
+        AuditEvent {
+            id: AuditEventId::generate(),
+            org_id,
+            occurred_at: Timestamp::now(),
+            actor_kind: ActorKind::Operator,
+            actor_id: None,
+            action: action.to_owned(),
+            resource_type: resource_type(action),
+            resource_id,
+            outcome: Outcome::Success,
+            status: 200,
+            client_ip: None,
+            request_id: None,
+        }
+    }
+}
+
 /// The resource type an action names: `study.read` → `study`.
 pub fn resource_type(action: &str) -> Option<String> {
     action.split_once('.').map(|(kind, _)| kind.to_owned())

@@ -203,20 +203,7 @@ mod tests {
     use super::*;
 
     fn event(org_id: OrgId, action: &str) -> AuditEvent {
-        AuditEvent {
-            id: AuditEventId::generate(),
-            org_id,
-            occurred_at: Timestamp::now(),
-            actor_kind: ActorKind::Operator,
-            actor_id: None,
-            action: action.to_owned(),
-            resource_type: None,
-            resource_id: None,
-            outcome: Outcome::Success,
-            status: 200,
-            client_ip: None,
-            request_id: None,
-        }
+        AuditEvent::by_operator(org_id, action, None)
     }
 
     /// The audit file's one connection commits reads without a sync; the

@@ -2,7 +2,7 @@
 
 use crate::config::{init_logging, LogFormat, StoreArgs};
 use clap::{Args, Subcommand};
-use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, AuditFilter, Outcome};
+use lightbox_domain::audit::{AuditEvent, AuditFilter};
 use lightbox_domain::dicom::{AeTitle, DicomPeer};
 use lightbox_domain::invitation::{InvitationExpiredFilter, InvitationFilter, InvitationStatus};
 use lightbox_domain::user::{InvitedSource, NewUser, UserFilter, UserLevel};
@@ -565,20 +565,11 @@ async fn user_link(args: UserLinkArgs, reset: bool) -> anyhow::Result<()> {
     };
     store
         .append_audit_events(
-            &[AuditEvent {
-                id: AuditEventId::generate(),
+            &[AuditEvent::by_operator(
                 org_id,
-                occurred_at: Timestamp::now(),
-                actor_kind: ActorKind::Operator,
-                actor_id: None,
-                action: action.to_owned(),
-                resource_type: action.split_once('.').map(|(kind, _)| kind.to_owned()),
-                resource_id: Some(user_id.to_string()),
-                outcome: Outcome::Success,
-                status: 200,
-                client_ip: None,
-                request_id: None,
-            }],
+                action,
+                Some(user_id.to_string()),
+            )],
             lightbox_store::Flush::Now,
         )
         .await?;
