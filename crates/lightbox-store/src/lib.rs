@@ -117,8 +117,12 @@ impl Default for StoreOptions {
 
 // synchronous = FULL: an acknowledged write survives a power cut, not only a
 // process crash (NORMAL in WAL mode may lose the last commits to the OS cache).
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000;";
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+/// Every SQLite connection's, the read-only ones of `sqlite_reader` too: wait
+/// out another connection's lock or checkpoint, and a 32 MB page cache.
+pub(crate) const SQLITE_CONNECTION_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000;";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database file at `path`.
@@ -132,6 +136,7 @@ impl Store {
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute(SQLITE_PRAGMAS).await?;
+                        conn.execute(SQLITE_CONNECTION_PRAGMAS).await?;
                         Ok(())
                     })
                 })

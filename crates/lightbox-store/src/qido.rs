@@ -119,7 +119,7 @@ impl Store {
     ) -> Result<Vec<QidoRow>, StoreError> {
         let sql = search_sql(self.dialect, org_id, scope, query, Source::Table);
         let shape = RowShape::of(query);
-        self.read_rows(&sql, move |row| read_row(row, shape).map(Some))
+        self.read_rows(sql, move |row| read_row(row, shape).map(Some))
             .await
     }
 
@@ -145,7 +145,7 @@ impl Store {
             .push(" ORDER BY created_at DESC LIMIT 1 OFFSET ")
             .bind(i64::try_from(budget).unwrap_or(i64::MAX));
         let bound: Option<i64> = self
-            .read_rows(&oldest, |row| row.get("created_at").map(Some))
+            .read_rows(oldest, |row| row.get("created_at").map(Some))
             .await?
             .pop();
         let sql = search_sql(
@@ -157,7 +157,7 @@ impl Store {
         );
         let shape = RowShape::of(query);
         let rows = self
-            .read_rows(&sql, move |row| read_row(row, shape).map(Some))
+            .read_rows(sql, move |row| read_row(row, shape).map(Some))
             .await?;
         if bound.is_some() && rows.len() < need {
             return Ok(None);
@@ -189,7 +189,7 @@ impl Store {
         let mut last_of_page: Option<i64> = None;
         let mut read = 0;
         let mut found = self
-            .read_rows(&sql, move |row| {
+            .read_rows(sql, move |row| {
                 let created_at: i64 = row.get("study_created_at")?;
                 if last_of_page.is_some_and(|last| created_at < last) {
                     return Ok(None);

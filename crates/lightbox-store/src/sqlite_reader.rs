@@ -41,7 +41,7 @@ impl SqliteReader {
     /// returns what it answered before that.
     pub(crate) async fn rows<T, F>(
         self: &Arc<Self>,
-        sql: &Sql,
+        sql: Sql,
         each: F,
     ) -> Result<Vec<T>, StoreError>
     where
@@ -56,11 +56,10 @@ impl SqliteReader {
         .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?
         .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
         let reader = Arc::clone(self);
-        let (text, values) = (sql.text().to_owned(), sql.values().to_vec());
         let rows = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let conn = reader.connection()?;
-            let rows = run(&conn, &text, &values, each);
+            let rows = run(&conn, sql.text(), sql.values(), each);
             // A connection goes back whatever the query did: errors leave it usable.
             reader
                 .idle
@@ -82,8 +81,7 @@ impl SqliteReader {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // As the sqlx pools' (lib.rs): wait out a checkpoint, a 32 MB page cache.
-        conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32000;")?;
+        conn.execute_batch(crate::SQLITE_CONNECTION_PRAGMAS)?;
         conn.set_prepared_statement_cache_capacity(PREPARED_PER_CONNECTION);
         Ok(conn)
     }
@@ -134,7 +132,7 @@ impl crate::Store {
     /// Runs `sql` on the read pool and passes each row to `each` until it
     /// answers `None`; returns what it answered before that. On SQLite this is
     /// the [`SqliteReader`], elsewhere sqlx.
-    pub(crate) async fn read_rows<T, F>(&self, sql: &Sql, mut each: F) -> Result<Vec<T>, StoreError>
+    pub(crate) async fn read_rows<T, F>(&self, sql: Sql, mut each: F) -> Result<Vec<T>, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&Row<'_>) -> Result<Option<T>, StoreError> + Send + 'static,

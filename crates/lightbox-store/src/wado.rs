@@ -65,13 +65,11 @@ impl WadoScope<'_> {
         sql.bind(org_id.to_string());
         if let Some(instance) = self.instance {
             sql.push(" AND sop_instance_uid = ").bind(instance);
-        } else if let Some(series) = self.series {
+        }
+        if let Some(series) = self.series {
             sql.push(" AND series_instance_uid = ").bind(series);
         }
         sql.push(" AND study_instance_uid = ").bind(self.study);
-        if let (Some(series), Some(_)) = (self.series, self.instance) {
-            sql.push(" AND series_instance_uid = ").bind(series);
-        }
         sql.push(self.order()).push(&format!(" LIMIT {limit}"));
         sql
     }
@@ -94,7 +92,7 @@ impl Store {
         scope: WadoScope<'_>,
         limit: usize,
     ) -> Result<Vec<WadoInstance>, StoreError> {
-        self.read_rows(&scope.select(INSTANCE_COLUMNS, org_id, limit), |row| {
+        self.read_rows(scope.select(INSTANCE_COLUMNS, org_id, limit), |row| {
             instance(row).map(Some)
         })
         .await
@@ -111,7 +109,7 @@ impl Store {
             "series_instance_uid, sop_instance_uid, transfer_syntax_uid, bits_allocated, \
              (pixel_data_offset IS NOT NULL OR frames IS NOT NULL OR pixel_rows IS NOT NULL) \
              AS has_pixels, metadata";
-        self.read_rows(&scope.select(columns, org_id, limit), |row| {
+        self.read_rows(scope.select(columns, org_id, limit), |row| {
             Ok(Some(InstanceMetadata {
                 series_instance_uid: row.get("series_instance_uid")?,
                 sop_instance_uid: row.get("sop_instance_uid")?,
