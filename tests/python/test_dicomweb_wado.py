@@ -6,6 +6,7 @@ are answered 404 and 4xx in the JSON error envelope, never 5xx."""
 
 from __future__ import annotations
 
+import time
 from io import BytesIO
 from urllib.parse import urlparse
 
@@ -130,6 +131,66 @@ def test_series_metadata_names_pixel_data_by_a_bulk_data_uri_that_resolves(serve
     # pydicom reads the metadata back as a data set.
     ds = pydicom.Dataset.from_json(meta, bulk_data_uri_handler=lambda tag, vr, uri: b"")
     assert ds.SOPInstanceUID == ct.SOPInstanceUID
+
+
+def series_metadata(srv: LightboxServer, org: Org, ds: pydicom.Dataset, host: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {org.api_key}", "Accept": "application/dicom+json"}
+    if host is not None:
+        headers["Host"] = host
+    path = f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/metadata"
+    response = httpx.get(srv.base_url + path, headers=headers, timeout=60)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def kept_series_documents(srv: LightboxServer) -> list:
+    return sorted((srv.data_dir / "blobs" / "cache" / "series-metadata").rglob("*.json"))
+
+
+def sop_uids(metadata: list[dict]) -> list[str]:
+    return sorted(m["00080018"]["Value"][0] for m in metadata)
+
+
+def test_series_metadata_read_again_is_the_same_and_follows_new_instances(server: LightboxServer) -> None:
+    """A series' metadata is kept whole after it is first read; reading it
+    again gives the same answer, on whatever host name the server is reached
+    by, and an instance that joins the series is in the next answer."""
+    org = server.new_org()
+    [first] = store(server, org, [read("CT_small.dcm")])
+    built = series_metadata(server, org, first)
+    [meta] = built.json()
+    assert meta["00080018"]["Value"] == [first.SOPInstanceUID]
+
+    for _ in range(100):  # the copy is written after the answer
+        if any(first.SeriesInstanceUID in p.name for p in kept_series_documents(server)):
+            break
+        time.sleep(0.05)
+    [kept] = [p for p in kept_series_documents(server) if first.SeriesInstanceUID in p.name]
+    assert series_metadata(server, org, first).content == built.content
+    elsewhere = series_metadata(server, org, first, host="viewer.example:8443").json()
+    assert elsewhere[0]["7FE00010"]["BulkDataURI"] == (
+        f"http://viewer.example:8443/dicomweb{instance_path(first)}/bulk/7FE00010"
+    )
+
+    second = read("CT_small.dcm")
+    second.StudyInstanceUID, second.SeriesInstanceUID = first.StudyInstanceUID, first.SeriesInstanceUID
+    second.SOPInstanceUID = second.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    second.InstanceNumber = 2
+    dicomweb(server, org).store_instances([second])
+    assert sop_uids(series_metadata(server, org, first).json()) == sorted([first.SOPInstanceUID, second.SOPInstanceUID])
+
+    # A kept copy cut short (a disk that lost its tail) is never served.
+    for _ in range(100):
+        if b" 2 " in kept.read_bytes()[:80]:
+            break
+        time.sleep(0.05)
+    kept.write_bytes(kept.read_bytes()[:-10])
+    assert sop_uids(series_metadata(server, org, first).json()) == sorted([first.SOPInstanceUID, second.SOPInstanceUID])
+
+    # Another organization's key finds nothing, kept copy or not.
+    other = server.new_org()
+    assert get(server, other, f"/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}/metadata",
+               "application/dicom+json").status_code == 404
 
 
 # --- frames -----------------------------------------------------------------
@@ -363,7 +424,7 @@ def s3_server(backend: Backend, s3: SeaweedS3, tmp_path_factory: pytest.TempPath
         srv.stop()
 
 
-def test_frames_and_bulk_data_are_ranged_reads_on_s3_too(s3_server: LightboxServer) -> None:
+def test_frames_and_bulk_data_are_ranged_reads_on_s3_too(s3_server: LightboxServer, s3: SeaweedS3) -> None:
     org = s3_server.new_org()
     ct, jpeg = store(s3_server, org, [read("CT_small.dcm"), read("examples_ybr_color.dcm")])
     client = dicomweb(s3_server, org)
@@ -376,5 +437,13 @@ def test_frames_and_bulk_data_are_ranged_reads_on_s3_too(s3_server: LightboxServ
     ) == [stored[1], stored[28]]
     [meta] = client.retrieve_series_metadata(ct.StudyInstanceUID, ct.SeriesInstanceUID)
     assert client.retrieve_bulkdata(on_server(s3_server, meta["7FE00010"]["BulkDataURI"])) == [ct.PixelData]
+    # Read again: the series' metadata kept in the bucket after the first read.
+    kept = f"wado/cache/series-metadata/{org.org_id}/{ct.SeriesInstanceUID}.json"
+    for _ in range(100):
+        if kept in s3.keys(S3_BUCKET, kept):
+            break
+        time.sleep(0.05)
+    assert kept in s3.keys(S3_BUCKET, kept)
+    assert client.retrieve_series_metadata(ct.StudyInstanceUID, ct.SeriesInstanceUID) == [meta]
     [back] = client.retrieve_series(jpeg.StudyInstanceUID, jpeg.SeriesInstanceUID)
     assert back.PixelData == jpeg.PixelData

@@ -128,6 +128,8 @@ pub struct AppState {
     pub audit: audit::AuditLog,
     /// The DICOM ingest pipeline, shared by STOW-RS and the DIMSE receiver.
     pub ingest: lightbox_dicom::Ingest,
+    /// Series metadata kept whole in the blob store.
+    pub series_documents: lightbox_dicom::dicomweb::series_documents::SeriesDocuments,
     /// Partner access calls when a link opens a study without images (set
     /// by the binary when webhooks are configured).
     pub partner: Option<partner_access::PartnerAccess>,
@@ -175,6 +177,9 @@ impl AppState {
         Ok(AppState {
             audit,
             ingest,
+            series_documents: lightbox_dicom::dicomweb::series_documents::SeriesDocuments::new(
+                blobs.clone(),
+            ),
             store,
             signer: UrlSigner::new(key.into_bytes()),
             blobs,

@@ -4,7 +4,8 @@
 //! real files), then measures what OHIF asks: its study-list QIDO (PatientName
 //! `*needle*` rare and common + StudyDate range + ModalitiesInStudy, limit 101),
 //! the StudyInstanceUID and PatientID (priors) look-ups, a study's series,
-//! series metadata of a 500-instance series, and frames against plain reads of
+//! series metadata of a 500-instance series (read again, and as the first
+//! read after a change, with the server's kept copy removed), frames against plain reads of
 //! the same bytes from the same files (warm and cold page cache). Beside it:
 //! the same SQL in-process with its plan, and with `--orthanc-studies`, Orthanc
 //! (DICOMweb plugin, default `StudiesMetadata`/`SeriesMetadata`: `Full`)
@@ -602,6 +603,62 @@ async fn frames_vs_disk(
     Ok(Value::Object(out))
 }
 
+/// Series metadata as a viewer's first read after the series changed sees
+/// it: the server's kept copy of the series' answer (`cache/series-metadata`
+/// in the local blob store) is removed before each request, so every answer
+/// is built from the index. One client, the seeded 500-instance series in
+/// turn, and a pause after each answer: at least 0.4 s (longer than the
+/// server waits before it writes its copy), and until the copy is there, so
+/// no write runs during a request. A build that keeps no copy (none appears
+/// within a second of the first answer) gets the same pauses.
+async fn first_reads(
+    http: &Http,
+    kept_dir: &Path,
+    big: &[(String, String)],
+    duration: Duration,
+) -> anyhow::Result<Value> {
+    let mut times = Vec::new();
+    // Whether this build writes copies at all (one that never does is not waited for).
+    let mut keeps_copies = None;
+    let started = Instant::now();
+    for (st, se) in big.iter().cycle() {
+        if started.elapsed() >= duration {
+            break;
+        }
+        let kept = kept_dir.join(format!("{se}.json"));
+        match std::fs::remove_file(&kept) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let sent = Instant::now();
+        send(http.get(
+            &format!("/dicomweb/studies/{st}/series/{se}/metadata"),
+            ACCEPT_JSON,
+        ))
+        .await?;
+        times.push(sent.elapsed().as_secs_f64() * 1000.0);
+        let waited = Instant::now();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        while keeps_copies != Some(false) && !kept.exists() {
+            if waited.elapsed() > Duration::from_secs(1) {
+                keeps_copies = Some(false);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        keeps_copies.get_or_insert(true);
+    }
+    anyhow::ensure!(!times.is_empty(), "no first read measured");
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    let (p50, p99) = (at(0.5), at(0.99));
+    eprintln!(
+        "series metadata, first read: {} requests, client p50 {p50:.2} ms, p99 {p99:.2} ms",
+        times.len()
+    );
+    Ok(json!({"requests": times.len(), "client_p50_ms": p50, "client_p99_ms": p99}))
+}
+
 /// An Orthanc file for one series of a study: the study's patient and study
 /// attributes, the series' modality; one small Secondary Capture instance.
 fn orthanc_file(st: &dicom_data::DicomStudy, se: &dicom_data::Series) -> Vec<u8> {
@@ -790,6 +847,15 @@ pub async fn run(args: DicomwebArgs) -> anyhow::Result<()> {
         }
     }
 
+    if run.wants("series metadata, first read") && !d.big_series.is_empty() {
+        let kept_dir = run
+            .data_dir
+            .join("blobs/cache/series-metadata")
+            .join(&setup.seeded.org_id);
+        report["series_metadata_first_read"] =
+            first_reads(&http, &kept_dir, &d.big_series, duration).await?;
+    }
+
     // The same questions as SQL in this process, with their plans.
     let in_process = Meter {
         server_pid: Some(std::process::id()),
@@ -880,6 +946,12 @@ pub async fn run(args: DicomwebArgs) -> anyhow::Result<()> {
     println!("{}", crate::load::TABLE_HEADER);
     for s in &results {
         println!("{}", s.row());
+    }
+    if let Some(f) = report.get("series_metadata_first_read") {
+        println!(
+            "\nseries metadata, first read (one client): {}",
+            serde_json::to_string(f)?
+        );
     }
     if let Some(f) = report.get("frames_vs_disk") {
         println!(

@@ -402,6 +402,49 @@ impl BlobStore {
         Ok(size)
     }
 
+    /// Stores `bytes` as the object `key`, replacing what was there: a
+    /// synced temporary file renamed into place (local), one PUT (S3). For
+    /// what Lightbox derives and keeps itself, never for uploads.
+    pub async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let tmp = root
+                    .join(".tmp")
+                    .join(lightbox_domain::credentials::random_secret());
+                let mut file = TempFile::create(tmp).await?;
+                file.writer.write(bytes).await?;
+                file.writer.finish().await?;
+                let dest = root.join(key);
+                if let Some(parent) = dest.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                file.persist(&dest).await
+            }
+            Backend::S3 { store, prefix } => {
+                store.put(&Self::s3_path(prefix, key), bytes.into()).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The whole object `key` in memory ([`BlobError::Missing`] when there
+    /// is none). For small objects of Lightbox's own, like
+    /// [`BlobStore::put_bytes`]'s.
+    pub async fn get_bytes(&self, key: &str) -> Result<Bytes, BlobError> {
+        match &self.backend {
+            Backend::Local { root } => match tokio::fs::read(root.join(key)).await {
+                Ok(bytes) => Ok(bytes.into()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::Missing),
+                Err(e) => Err(e.into()),
+            },
+            Backend::S3 { store, prefix } => Ok(store
+                .get(&Self::s3_path(prefix, key))
+                .await?
+                .bytes()
+                .await?),
+        }
+    }
+
     /// The object `key` as a stream, with its length.
     pub async fn get(&self, key: &str) -> Result<(BlobStream, u64), BlobError> {
         match &self.backend {
@@ -785,5 +828,31 @@ mod tests {
         std::fs::write(dir.path().join("f"), vec![1u8; 100_000]).unwrap();
         assert!(blobs.get_range("f", 0..100_001).await.is_err());
         assert!(blobs.get_range("f", 90_000..100_000).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn put_bytes_replaces_the_object_whole_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::local(dir.path(), 1 << 30).unwrap();
+        assert!(matches!(
+            blobs.get_bytes("cache/a/b.json").await,
+            Err(BlobError::Missing)
+        ));
+        blobs
+            .put_bytes("cache/a/b.json", Bytes::from_static(b"first, longer"))
+            .await
+            .unwrap();
+        blobs
+            .put_bytes("cache/a/b.json", Bytes::from_static(b"second"))
+            .await
+            .unwrap();
+        assert_eq!(
+            &blobs.get_bytes("cache/a/b.json").await.unwrap()[..],
+            b"second"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(".tmp")).unwrap().count(),
+            0
+        );
     }
 }

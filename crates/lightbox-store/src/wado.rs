@@ -98,6 +98,31 @@ impl Store {
         .await
     }
 
+    /// How many instances the organization's series holds, or None when it
+    /// has no series by that UID in that study. Instances are only ever
+    /// added, each in the transaction that raises this count (one series
+    /// row, so one at a time): a count names one set of instances, which is
+    /// what the series metadata cache is keyed by.
+    pub async fn dicom_series_instance_count(
+        &self,
+        org_id: OrgId,
+        study_instance_uid: &str,
+        series_instance_uid: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut sql = Sql::new(
+            "SELECT CAST(instance_count AS BIGINT) AS instance_count FROM dicom_series WHERE org_id = ",
+        );
+        sql.bind(org_id.to_string());
+        sql.push(" AND series_instance_uid = ")
+            .bind(series_instance_uid);
+        sql.push(" AND study_instance_uid = ")
+            .bind(study_instance_uid);
+        let counts = self
+            .read_rows(sql, |row| Ok(Some(row.get::<i64>("instance_count")?)))
+            .await?;
+        Ok(counts.into_iter().next())
+    }
+
     /// The stored DICOM JSON of the instances in `scope`, at most `limit`.
     pub async fn wado_metadata(
         &self,

@@ -58,6 +58,74 @@ pub fn write_instance(out: &mut String, row: &InstanceMetadata, instance_url: &s
     out.push('}');
 }
 
+/// Stands for the server's public base URL in a [`series_document`]: JSON
+/// text never holds a raw control character (serde_json escapes them, and
+/// the stored metadata is serde_json's), so every one in a document is the
+/// start of a URL this module wrote.
+const BASE: u8 = 0x01;
+
+/// A series' metadata, every instance's JSON in one array, with the public
+/// base of each URL left as a placeholder that [`resolve`] fills in: the
+/// same document serves every host name the server is reached by.
+pub fn series_document(study: &str, rows: &[InstanceMetadata]) -> String {
+    let base = char::from(BASE).to_string();
+    let size: usize = rows.iter().map(|r| r.metadata.len() + 300).sum();
+    let mut out = String::with_capacity(size + 2);
+    out.push('[');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let url = instance_url(
+            &base,
+            study,
+            &row.series_instance_uid,
+            &row.sop_instance_uid,
+        );
+        write_instance(&mut out, row, &url);
+    }
+    out.push(']');
+    out
+}
+
+/// `document` with its URLs made absolute under `base`.
+pub fn resolve(document: &[u8], base: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(document.len() + 256 * base.len());
+    let mut rest = document;
+    while let Some(at) = memchr::memchr(BASE, rest) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(base.as_bytes());
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The first line of a kept series document: a version, then the series'
+/// instance count and the document's length, so a document kept for fewer
+/// instances, or cut short, is never served.
+const KEPT_HEADER: &str = "lightbox-series-metadata/1";
+
+/// A series document as it is kept, for `instance_count` instances.
+pub fn encode_kept(instance_count: i64, document: &[u8]) -> bytes::Bytes {
+    let mut kept = format!("{KEPT_HEADER} {instance_count} {}\n", document.len()).into_bytes();
+    kept.extend_from_slice(document);
+    kept.into()
+}
+
+/// The document in `kept` if it was kept for `instance_count` instances and
+/// is whole.
+pub fn decode_kept(kept: &bytes::Bytes, instance_count: i64) -> Option<bytes::Bytes> {
+    let end = memchr::memchr(b'\n', &kept[..kept.len().min(80)])?;
+    let header = std::str::from_utf8(&kept[..end]).ok()?;
+    let mut fields = header.split(' ');
+    if fields.next()? != KEPT_HEADER || fields.next()?.parse::<i64>().ok()? != instance_count {
+        return None;
+    }
+    let length: usize = fields.next()?.parse().ok()?;
+    (fields.next().is_none() && kept.len() - end - 1 == length).then(|| kept.slice(end + 1..))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +183,42 @@ mod tests {
             "u",
         );
         assert_eq!(out, r#"{"00080060":{"vr":"CS"}}"#);
+    }
+
+    #[test]
+    fn a_series_document_resolves_against_any_base() {
+        let rows = [
+            row(
+                json!({"00080060": {"vr": "CS", "Value": ["CT"]},
+                              "00091010": {"vr": "OB", "BulkDataURI": "bulk/00091010"}}),
+                true,
+            ),
+            row(json!({}), false),
+        ];
+        let document = series_document("1.2", &rows);
+        let served: serde_json::Value =
+            serde_json::from_slice(&resolve(document.as_bytes(), "http://h:1")).unwrap();
+        let mut direct = String::new();
+        write_instance(
+            &mut direct,
+            &rows[0],
+            &instance_url("http://h:1", "1.2", "1.2.3", "1.2.3.4"),
+        );
+        assert_eq!(
+            served[0],
+            serde_json::from_str::<serde_json::Value>(&direct).unwrap()
+        );
+        assert_eq!(served[1], json!({}));
+        assert_eq!(served.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_kept_document_is_served_only_for_its_count_and_whole() {
+        let kept = encode_kept(2, b"[{},{}]");
+        assert_eq!(&decode_kept(&kept, 2).unwrap()[..], b"[{},{}]");
+        assert!(decode_kept(&kept, 3).is_none());
+        assert!(decode_kept(&kept.slice(..kept.len() - 1), 2).is_none());
+        assert!(decode_kept(&bytes::Bytes::from_static(b"[{},{}]"), 2).is_none());
+        assert!(decode_kept(&bytes::Bytes::new(), 2).is_none());
     }
 }
