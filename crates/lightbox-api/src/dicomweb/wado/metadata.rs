@@ -13,9 +13,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use lightbox_dicom::dicomweb::wado::accept::accepts_json;
-use lightbox_dicom::dicomweb::wado::metadata::{
-    instance_url, resolve, series_document, write_instance,
-};
+use lightbox_dicom::dicomweb::wado::metadata::{metadata_array, resolve, series_document};
 use lightbox_domain::OrgId;
 
 /// The most instances one metadata answer holds (a study larger than this
@@ -52,23 +50,7 @@ pub(super) async fn metadata(
     if rows.len() > MAX_METADATA_INSTANCES {
         return Err(too_many(MAX_METADATA_INSTANCES));
     }
-    let size: usize = rows.iter().map(|r| r.metadata.len() + 300).sum();
-    let mut out = String::with_capacity(size + 2);
-    out.push('[');
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let url = instance_url(
-            &base,
-            &uids.study,
-            &row.series_instance_uid,
-            &row.sop_instance_uid,
-        );
-        write_instance(&mut out, row, &url);
-    }
-    out.push(']');
-    Ok(json(out.into_bytes()))
+    Ok(json(metadata_array(&base, &uids.study, &rows).into_bytes()))
 }
 
 /// The series' document: the one kept for its instance count, or else

@@ -64,11 +64,8 @@ pub fn write_instance(out: &mut String, row: &InstanceMetadata, instance_url: &s
 /// start of a URL this module wrote.
 const BASE: u8 = 0x01;
 
-/// A series' metadata, every instance's JSON in one array, with the public
-/// base of each URL left as a placeholder that [`resolve`] fills in: the
-/// same document serves every host name the server is reached by.
-pub fn series_document(study: &str, rows: &[InstanceMetadata]) -> String {
-    let base = char::from(BASE).to_string();
+/// Every instance's JSON in one array, its URLs under `base`.
+pub fn metadata_array(base: &str, study: &str, rows: &[InstanceMetadata]) -> String {
     let size: usize = rows.iter().map(|r| r.metadata.len() + 300).sum();
     let mut out = String::with_capacity(size + 2);
     out.push('[');
@@ -76,16 +73,18 @@ pub fn series_document(study: &str, rows: &[InstanceMetadata]) -> String {
         if i > 0 {
             out.push(',');
         }
-        let url = instance_url(
-            &base,
-            study,
-            &row.series_instance_uid,
-            &row.sop_instance_uid,
-        );
+        let url = instance_url(base, study, &row.series_instance_uid, &row.sop_instance_uid);
         write_instance(&mut out, row, &url);
     }
     out.push(']');
     out
+}
+
+/// A series' metadata array with the public base of each URL left as a
+/// placeholder that [`resolve`] fills in: the same document serves every
+/// host name the server is reached by.
+pub fn series_document(study: &str, rows: &[InstanceMetadata]) -> String {
+    metadata_array(&char::from(BASE).to_string(), study, rows)
 }
 
 /// `document` with its URLs made absolute under `base`.
