@@ -202,8 +202,12 @@ enum Bind {
 /// The SQL the QIDO and metadata requests run (as `lightbox-store`'s
 /// `qido.rs` writes it: wildcards as GLOB on SQLite, LIKE … ESCAPE on
 /// PostgreSQL; every value bound), to time in-process and to explain.
+/// `name_years`: the database has migration 0018's name-year index; the
+/// store adds its condition to a search by an uncommon name within three
+/// years, which both needles are (~900 and ~10 candidates at 1M studies).
 fn raw_queries(
     sqlite: bool,
+    name_years: bool,
     org: &str,
     range: &str,
     d: &DicomSeeded,
@@ -237,13 +241,36 @@ fn raw_queries(
             let p = arg(&mut binds, t(&format!("{any}{}{any}", n.to_uppercase())));
             sql.push_str(&format!(" AND (st.patient_name_search {op} {p}{esc})"));
         }
-        let (f, to) = (arg(&mut binds, t(from)), arg(&mut binds, t(to)));
+        let (since, until) = (arg(&mut binds, t(from)), arg(&mut binds, t(to)));
         let ct = arg(&mut binds, t(&format!("{any}{sep}CT{sep}{any}")));
         let mr = arg(&mut binds, t(&format!("{any}{sep}MR{sep}{any}")));
         sql.push_str(&format!(
-            " AND st.study_date IS NOT NULL AND st.study_date >= {f} AND st.study_date <= {to} \
+            " AND st.study_date IS NOT NULL AND st.study_date >= {since} AND st.study_date <= {until} \
              AND (('\\' || st.modalities || '\\') {op} {ct}{esc} OR ('\\' || st.modalities || '\\') {op} {mr}{esc})"
         ));
+        if let (Some(n), true) = (name, name_years) {
+            let trigrams: Vec<String> = (0..n.len().saturating_sub(2))
+                .map(|at| n[at..at + 3].to_ascii_lowercase())
+                .take(6)
+                .collect();
+            let (first, last): (i32, i32) =
+                (from[..4].parse().unwrap_or(0), to[..4].parse().unwrap_or(0));
+            let mut arms = Vec::new();
+            for year in (first..=last)
+                .map(|y| format!("{y:04}"))
+                .chain(["*".to_owned()])
+            {
+                let keys: Vec<String> = trigrams
+                    .iter()
+                    .map(|t| arg(&mut binds, Bind::Text(format!("{year}{t}"))))
+                    .collect();
+                arms.push(format!(
+                    "dicom_name_year_trigrams(st.patient_name_search, st.study_date) @> ARRAY[{}]::text[]",
+                    keys.join(", ")
+                ));
+            }
+            sql.push_str(&format!(" AND ({})", arms.join(" OR ")));
+        }
         let limit = arg(&mut binds, Bind::Int(102));
         (format!("{sql}{}", order(&limit)), binds)
     };
@@ -339,7 +366,13 @@ async fn raw(
     let mut out = Vec::new();
     let mut plans = serde_json::Map::new();
     let sqlite = setup.backend == "sqlite";
-    for (name, sql, binds) in raw_queries(sqlite, &setup.seeded.org_id, range, d) {
+    let name_years = !sqlite
+        && sqlx::query_scalar::<_, bool>(
+            "SELECT to_regproc('dicom_name_year_trigrams') IS NOT NULL",
+        )
+        .fetch_one(&setup.pool)
+        .await?;
+    for (name, sql, binds) in raw_queries(sqlite, name_years, &setup.seeded.org_id, range, d) {
         if !only.wants(&name) {
             continue;
         }

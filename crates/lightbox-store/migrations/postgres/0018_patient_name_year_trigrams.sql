@@ -6,8 +6,11 @@
 -- (`2026smi`), so the same search reads the name's trigrams within the
 -- range's one to three years: a few hundred studies. The store adds the
 -- condition beside the plain ones (`qido.rs`, NameYears), so the results
--- are the same. A stored date that does not start with four digits is
--- keyed under `*`, which every such search also reads.
+-- are the same, and only for names PostgreSQL's statistics call uncommon:
+-- for a very common one, walking the newest studies is faster, and the
+-- planner misjudges the keys' selectivity. A stored date that does not
+-- start with four digits is keyed under `*`, which every such search also
+-- reads.
 --
 -- The function is IMMUTABLE (an index expression must be): show_trgm is,
 -- and the function names it by pg_trgm's schema, so that it resolves
