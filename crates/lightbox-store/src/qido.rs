@@ -146,7 +146,9 @@ impl Store {
     /// the product of each trigram's frequency (and the LIKE's again), so it
     /// would read every candidate of a very common name (`*SON*`: 22,000 at
     /// 1M studies, 300 ms) where walking the newest studies finds a page in
-    /// 5 ms. The estimate is one `EXPLAIN` of the name and the years alone.
+    /// 5 ms. The estimate is one `EXPLAIN` of the name and the years alone,
+    /// over every organization: the keys' index is not scoped by one, so
+    /// that is what they would read.
     async fn uncommon_name_years(&self, query: &Query) -> Result<Option<NameYears>, StoreError> {
         if self.dialect != Dialect::Postgres || query.level != Level::Study {
             return Ok(None);

@@ -15,6 +15,7 @@ use axum::response::Response;
 use lightbox_dicom::dicomweb::wado::accept::accepts_json;
 use lightbox_dicom::dicomweb::wado::metadata::{metadata_array, resolve, series_document};
 use lightbox_domain::OrgId;
+use lightbox_store::InstanceMetadata;
 
 /// The most instances one metadata answer holds (a study larger than this
 /// is read series by series, as OHIF does).
@@ -40,9 +41,20 @@ pub(super) async fn metadata(
         let document = series_metadata(&state, caller.org_id, &uids, series).await?;
         return Ok(json(resolve(&document, &base)));
     }
+    let rows = metadata_rows(&state, caller.org_id, &uids).await?;
+    Ok(json(metadata_array(&base, &uids.study, &rows).into_bytes()))
+}
+
+/// The stored metadata of the instances the path names: 404 when none,
+/// 400 beyond [`MAX_METADATA_INSTANCES`].
+async fn metadata_rows(
+    state: &AppState,
+    org_id: OrgId,
+    uids: &Uids,
+) -> Result<Vec<InstanceMetadata>, ApiError> {
     let rows = state
         .store
-        .wado_metadata(caller.org_id, uids.scope(), MAX_METADATA_INSTANCES + 1)
+        .wado_metadata(org_id, uids.scope(), MAX_METADATA_INSTANCES + 1)
         .await?;
     if rows.is_empty() {
         return Err(uids.not_found());
@@ -50,7 +62,7 @@ pub(super) async fn metadata(
     if rows.len() > MAX_METADATA_INSTANCES {
         return Err(too_many(MAX_METADATA_INSTANCES));
     }
-    Ok(json(metadata_array(&base, &uids.study, &rows).into_bytes()))
+    Ok(rows)
 }
 
 /// The series' document: the one kept for its instance count, or else
@@ -74,16 +86,7 @@ async fn series_metadata(
     if let Some(kept) = state.series_documents.get(org_id, series, count).await {
         return Ok(kept);
     }
-    let rows = state
-        .store
-        .wado_metadata(org_id, uids.scope(), MAX_METADATA_INSTANCES + 1)
-        .await?;
-    if rows.is_empty() {
-        return Err(uids.not_found());
-    }
-    if rows.len() > MAX_METADATA_INSTANCES {
-        return Err(too_many(MAX_METADATA_INSTANCES));
-    }
+    let rows = metadata_rows(state, org_id, uids).await?;
     let document = bytes::Bytes::from(series_document(&uids.study, &rows).into_bytes());
     // An instance that arrived between the two reads makes the rows a
     // later set than `count` names: answer them, keep nothing.
