@@ -99,7 +99,8 @@ fn page_choice(backend: &str, plan: &[String]) -> Vec<String> {
 
 /// Judges one plan: does it walk an organization-first index in id order
 /// (no sort), or fetch through the trigram index (SQLite: in key order;
-/// PostgreSQL: sorting only the matches)?
+/// PostgreSQL: a rare trigram's postings in id order, or sorting only the
+/// matches)?
 fn judge(backend: &str, plan: &[String]) -> (&'static str, bool) {
     let text = page_choice(backend, plan).join(" | ");
     if backend == "sqlite" {
@@ -123,8 +124,12 @@ fn judge(backend: &str, plan: &[String]) -> (&'static str, bool) {
         let sorts = text.contains("Sort Key");
         // A bitmap over one filter's org-first index sorts only that filter's rows.
         let filter_bitmap = text.contains("Bitmap Index Scan on studies_by_");
+        let rare_trigram = text.contains("study_search_postings_pkey");
         if seq {
             ("scan or sort", false)
+        } else if rare_trigram {
+            // Read newest first from one rare trigram's postings (0019).
+            ("rare trigram's studies, newest first", !sorts)
         } else if trigram {
             ("trigram index, matches sorted", true)
         } else if text.contains("Index Only Scan Backward using studies_by_") {

@@ -30,6 +30,7 @@ mod images;
 mod orgs;
 mod outbox;
 mod qido;
+mod search_trigrams;
 mod settings;
 mod sql;
 mod sqlite_reader;
@@ -43,6 +44,7 @@ mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
 pub use qido::{QidoInstance, QidoPage, QidoRow, QidoSeries, QidoStudy};
+pub use search_trigrams::{TrigramCount, COMMON_TRIGRAM_STUDIES, DROP_AFTER};
 pub use thumbnails::RepresentativeInstance;
 mod web_sessions;
 

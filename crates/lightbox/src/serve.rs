@@ -397,6 +397,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     tokio::spawn(sweep_dicom_orphans(state.ingest.clone(), stopped.clone()));
+    if matches!(store.dialect(), lightbox_store::Dialect::Postgres) {
+        tokio::spawn(count_search_trigrams(store.clone(), stopped.clone()));
+    }
     // The log record (JSON with `--log-format json`, on stderr) and one plain
     // line on stdout that scripts (and the test suite) wait for.
     tracing::info!(%addr, backend, "listening on http://{addr}");
@@ -478,6 +481,42 @@ async fn sweep_dicom_orphans(
         }
     }
 }
+
+/// Counts the worklist search's trigrams on PostgreSQL (0019, see
+/// `Store::count_search_trigrams`) every few minutes. Replicas take turns: a
+/// count already running elsewhere makes this one skip.
+async fn count_search_trigrams(
+    store: lightbox_store::Store,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(SEARCH_TRIGRAM_COUNT_EVERY);
+    every.reset();
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        let started = std::time::Instant::now();
+        match store
+            .count_search_trigrams(lightbox_store::DROP_AFTER)
+            .await
+        {
+            Ok(count) if count.ran => tracing::debug!(
+                marked_common = count.marked_common,
+                postings_dropped = count.postings_dropped,
+                ms = started.elapsed().as_millis() as u64,
+                "search trigrams counted"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "counting search trigrams failed"),
+        }
+    }
+}
+
+/// How often [`count_search_trigrams`] runs. Between counts a trigram that
+/// grows common keeps its postings, so this also bounds how far past
+/// `COMMON_TRIGRAM_STUDIES` a search may read.
+const SEARCH_TRIGRAM_COUNT_EVERY: Duration = Duration::from_secs(300);
 
 /// Resolves on SIGINT or SIGTERM; in-flight requests then finish before exit.
 /// The SIGTERM handler is installed when this is called, not when the future is

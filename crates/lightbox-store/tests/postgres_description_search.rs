@@ -1,0 +1,328 @@
+//! PostgreSQL description searches through rare trigrams (0019): a study is
+//! listed under each trigram of its organization that is not common, and a
+//! search walks its needle's rarest listed trigram newest first. Whatever the
+//! trigrams' state (all listed, some found common and still holding their
+//! postings, those postings dropped), every needle, filter and page size must
+//! list exactly the studies a plain "lowercased description contains" would,
+//! in id order, and only the organization's own; descriptions edited later
+//! move with them; a database made before 0019 is listed when it runs.
+
+mod support;
+
+use lightbox_domain::study::{Severity, StudyFilter, StudyPatch};
+use lightbox_domain::{OrgId, StudyId};
+use lightbox_store::Store;
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgConnection};
+use std::time::Duration;
+use support::{migrations_before, ThrowawayPostgres};
+
+/// Above the 2,000 studies at which a trigram counts as common.
+const CHEST_STUDIES: u32 = 2_050;
+
+struct Row {
+    org: OrgId,
+    id: String,
+    description: String,
+    severity: Severity,
+}
+
+/// One organization's many chest CTs (their trigrams become common) and a
+/// few rarer descriptions, and another organization's arthrograms.
+fn rows(org: OrgId, other: OrgId) -> Vec<Row> {
+    let rare = [
+        "MR Knee Arthrogram",
+        "MR Shoulder ARTHROGRAM Left",
+        "Épaule droite arthrographie",
+        "XR Hand 100% view",
+        "CT Chest and knee arthrogram",
+    ];
+    let mut rows = Vec::new();
+    for n in 0..CHEST_STUDIES + 40 {
+        let description = if n % 53 == 7 && n / 53 < 40 {
+            rare[(n / 53) as usize % rare.len()].to_owned()
+        } else {
+            format!("CT Chest W/O Contrast {}", n % 3)
+        };
+        rows.push(Row {
+            org,
+            // Ids in creation order, as UUIDv7s are; inserted shuffled below.
+            id: format!("stu_{:032x}", 0x0190_0000_0000u64 + u64::from(n)),
+            description,
+            severity: if n % 4 == 0 {
+                Severity::Stat
+            } else {
+                Severity::Normal
+            },
+        });
+    }
+    for n in 0..12u64 {
+        rows.push(Row {
+            org: other,
+            id: format!("stu_{:032x}", 0x0190_0000_0100u64 + n * 7),
+            description: "MR Knee Arthrogram".to_owned(),
+            severity: Severity::Stat,
+        });
+    }
+    // Not in id order, so the listing must order them.
+    rows.sort_by_key(|r| r.id.bytes().rev().collect::<Vec<_>>());
+    rows
+}
+
+async fn insert(conn: &mut PgConnection, orgs: &[OrgId], rows: &[Row]) {
+    for org in orgs {
+        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, 'Org', 0)")
+            .bind(org.to_string())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    insert_studies(conn, rows).await;
+}
+
+async fn insert_studies(conn: &mut PgConnection, rows: &[Row]) {
+    let mut tx = conn.begin().await.unwrap();
+    for row in rows {
+        sqlx::query(
+            "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
+             severity, viewer_status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'incomplete', 0, 0)",
+        )
+        .bind(row.org.to_string())
+        .bind(&row.id)
+        .bind(format!("1.2.3.{}", &row.id[4..]))
+        .bind(&row.description)
+        .bind(row.description.to_lowercase())
+        .bind(row.severity.as_str())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+const NEEDLES: &[&str] = &[
+    "arthrogram",
+    "ARTHRO",
+    "knee arth",
+    "gram left",
+    "paule",
+    "épaule",
+    "100%",
+    "hand 100",
+    "chest",
+    "ct chest w/o",
+    "contrast 2",
+    "chest and knee",
+    "zzq",
+    "ct",
+];
+
+/// Every needle, with and without a severity, at several page sizes, lists
+/// exactly the organization's matches newest first.
+async fn lists_what_like_would(store: &Store, org: OrgId, rows: &[Row]) {
+    for needle in NEEDLES {
+        for severity in [None, Some(Severity::Stat)] {
+            let filter = StudyFilter {
+                description_contains: Some((*needle).to_owned()),
+                severity,
+                ..StudyFilter::default()
+            };
+            let mut expected: Vec<String> = rows
+                .iter()
+                .filter(|r| r.org == org)
+                .filter(|r| {
+                    r.description
+                        .to_lowercase()
+                        .contains(&needle.to_lowercase())
+                })
+                .filter(|r| severity.is_none_or(|s| r.severity == s))
+                .map(|r| r.id.clone())
+                .collect();
+            expected.sort_by(|a, b| b.cmp(a));
+            let limits: &[u32] = if expected.len() > 100 {
+                &[100]
+            } else {
+                &[1, 3, 100]
+            };
+            for &limit in limits {
+                let listed = listed_ids(store, org, &filter, limit).await;
+                assert!(
+                    listed == expected,
+                    "needle {needle:?}, severity {severity:?}, limit {limit}: listed {} \
+                     studies, expected {}, first difference at {:?}",
+                    listed.len(),
+                    expected.len(),
+                    listed.iter().zip(&expected).position(|(l, e)| l != e)
+                );
+            }
+        }
+    }
+}
+
+/// Every page of `filter`'s studies, `limit` at a time, following the cursors.
+async fn listed_ids(store: &Store, org: OrgId, filter: &StudyFilter, limit: u32) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after: Option<StudyId> = None;
+    loop {
+        let page = store
+            .list_studies(org, filter, limit, after.as_ref())
+            .await
+            .unwrap();
+        assert!(page.items.len() <= limit as usize);
+        ids.extend(page.items.iter().map(|s| s.id.as_str().to_owned()));
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+async fn walks_postings(store: &Store, org: OrgId, needle: &str) -> bool {
+    let filter = StudyFilter {
+        description_contains: Some(needle.to_owned()),
+        ..StudyFilter::default()
+    };
+    let plan = store
+        .explain_list_studies(org, &filter, 100, None)
+        .await
+        .unwrap();
+    plan.join("\n").contains("study_search_postings")
+}
+
+async fn postings(conn: &mut PgConnection, org: OrgId, trigram: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM study_search_postings WHERE org_id = $1 AND trigram = $2",
+    )
+    .bind(org.to_string())
+    .bind(trigram)
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn searches_list_what_like_would_as_trigrams_become_common() {
+    let db = ThrowawayPostgres::create("search_trigrams").await;
+    let store = db.store().await;
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let (org, other) = (OrgId::generate(), OrgId::generate());
+    let mut rows = rows(org, other);
+    insert(&mut conn, &[org, other], &rows).await;
+
+    // Nothing counted yet: every trigram is listed, the chest ones too.
+    assert_eq!(
+        postings(&mut conn, org, "che").await,
+        i64::from(CHEST_STUDIES) + 8
+    );
+    lists_what_like_would(&store, org, &rows).await;
+    lists_what_like_would(&store, other, &rows).await;
+    assert!(walks_postings(&store, org, "arthrogram").await);
+    assert!(
+        !walks_postings(&store, org, "ct").await,
+        "no trigram in `ct`"
+    );
+
+    // Counted: the chest trigrams are common; their postings stay for now.
+    let count = store.count_search_trigrams(Duration::ZERO).await.unwrap();
+    assert!(count.ran);
+    assert!(count.marked_common >= 5, "{count:?}");
+    assert_eq!(count.postings_dropped, 0);
+    assert!(!walks_postings(&store, org, "chest").await);
+    assert!(walks_postings(&store, org, "arthrogram").await);
+    lists_what_like_would(&store, org, &rows).await;
+
+    // Written after the count: a common trigram gets no posting, a rare one does.
+    let later = vec![
+        Row {
+            org,
+            id: format!("stu_{:032x}", 0x0190_0001_0000u64),
+            description: "CT Chest Knee Arthrogram late".to_owned(),
+            severity: Severity::Stat,
+        },
+        Row {
+            org,
+            id: format!("stu_{:032x}", 0x0190_0001_0001u64),
+            description: "CT Chest W/O Contrast 1".to_owned(),
+            severity: Severity::Normal,
+        },
+    ];
+    insert_studies(&mut conn, &later).await;
+    rows.extend(later);
+    assert_eq!(
+        postings(&mut conn, org, "che").await,
+        i64::from(CHEST_STUDIES) + 8
+    );
+    assert_eq!(postings(&mut conn, org, "lat").await, 1);
+    lists_what_like_would(&store, org, &rows).await;
+
+    // The next count drops the common trigrams' postings, only this
+    // organization's (the other one's knee studies keep theirs).
+    let count = store.count_search_trigrams(Duration::ZERO).await.unwrap();
+    assert!(count.postings_dropped > 5 * 2_000, "{count:?}");
+    assert_eq!(postings(&mut conn, org, "che").await, 0);
+    assert_eq!(postings(&mut conn, other, "kne").await, 12);
+    lists_what_like_would(&store, org, &rows).await;
+    lists_what_like_would(&store, other, &rows).await;
+
+    // Edited descriptions move between trigrams.
+    for (from, to) in [
+        ("arthrogram", "CT Chest W/O Contrast 2"),
+        ("contrast", "MR Wrist Arthrogram"),
+    ] {
+        let row = rows
+            .iter_mut()
+            .find(|r| r.org == org && r.description.to_lowercase().contains(from))
+            .unwrap();
+        let id = StudyId::parse(&row.id).unwrap();
+        let patch = StudyPatch {
+            description: Some(to.to_owned()),
+            ..StudyPatch::default()
+        };
+        store.update_study(org, &id, &patch).await.unwrap();
+        row.description = to.to_owned();
+    }
+    lists_what_like_would(&store, org, &rows).await;
+    assert_eq!(postings(&mut conn, org, "wri").await, 1);
+
+    // While another replica counts (holds the lock), this one skips.
+    sqlx::query("SELECT pg_advisory_lock(hashtext('lightbox.study_search_trigrams'))")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let skipped = store.count_search_trigrams(Duration::ZERO).await.unwrap();
+    assert!(!skipped.ran, "{skipped:?}");
+    conn.close().await.unwrap();
+    store.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn studies_stored_before_0019_are_listed_when_it_runs() {
+    let db = ThrowawayPostgres::create("search_trigrams_upgrade").await;
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let older = migrations_before("postgres", "0019", dir.path());
+    Migrator::new(older.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    let (org, other) = (OrgId::generate(), OrgId::generate());
+    let rows = rows(org, other);
+    insert(&mut conn, &[org, other], &rows).await;
+
+    let store = db.store().await;
+    // Counted by the migration: the chest trigrams are common from the start.
+    assert_eq!(postings(&mut conn, org, "che").await, 0);
+    assert_eq!(postings(&mut conn, other, "kne").await, 12);
+    assert!(postings(&mut conn, org, "thr").await > 0);
+    lists_what_like_would(&store, org, &rows).await;
+    lists_what_like_would(&store, other, &rows).await;
+    assert!(walks_postings(&store, org, "arthrogram").await);
+    assert!(!walks_postings(&store, org, "chest").await);
+    conn.close().await.unwrap();
+    store.close().await;
+    db.drop_database().await;
+}
