@@ -44,7 +44,7 @@ mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
 pub use qido::{QidoInstance, QidoPage, QidoRow, QidoSeries, QidoStudy};
-pub use search_trigrams::{TrigramCount, COMMON_TRIGRAM_STUDIES, DROP_AFTER};
+pub use search_trigrams::{TrigramCount, COMMON_TRIGRAM_STUDIES};
 pub use thumbnails::RepresentativeInstance;
 mod web_sessions;
 

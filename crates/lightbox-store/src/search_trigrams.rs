@@ -1,35 +1,27 @@
 //! PostgreSQL: the worklist's description search by rare trigram (0019).
 //!
 //! Each study is listed in `study_search_postings` under its organization's
-//! trigrams that are not (yet) common. A search whose needle holds such a
-//! trigram walks that trigram's studies newest first, checking each against
-//! the whole needle and the filters, and stops after a page: for a rare needle
-//! that is about a page of rows read, where the trigram GIN index (0004) finds
-//! every match and PostgreSQL reads and sorts them all.
+//! trigrams that are not common. A search whose needle holds such a trigram
+//! walks the rarest one's studies newest first, checking each against the
+//! whole needle and the filters, and stops after a page
+//! (`studies.rs`, `postgres_trigram_walk_sql`): for a rare needle that is
+//! about a page of rows read, where the trigram GIN index (0004) finds every
+//! match and PostgreSQL reads and sorts them all.
 //!
-//! Which trigrams are common is decided only here, by
-//! [`Store::count_search_trigrams`], run in the background. A trigram marked
-//! common gets no postings from then on; the ones it has are dropped a while
-//! later ([`DROP_AFTER`]), so a search that read it as not common a moment
-//! before still walks all of them.
+//! Which trigrams are common is decided only by
+//! [`Store::count_search_trigrams`], run in the background: it marks them and
+//! drops their postings in one transaction, and a trigram once common stays
+//! so. A search reads the marks and the postings in one statement (one
+//! snapshot), so it never walks a trigram whose postings are incomplete.
 
-use crate::sql::{like_escape, Sql};
-use crate::studies::STUDY_COLUMNS;
 use crate::{Dialect, Store, StoreError};
-use lightbox_domain::study::StudyFilter;
-use lightbox_domain::{OrgId, StudyId, Timestamp};
-use sqlx::Row;
-use std::time::Duration;
+use lightbox_domain::Timestamp;
 
 /// Studies of one organization holding a trigram before it counts as common
 /// (0019 uses the same number for the studies stored before it). A search
 /// reads at most this many rows through one trigram (when its needle matches
 /// under a page of them), ~4 µs each at 1M studies.
 pub const COMMON_TRIGRAM_STUDIES: i64 = 2_000;
-
-/// How long a trigram found common keeps its postings: longer than any
-/// search that read it as not common can take.
-pub const DROP_AFTER: Duration = Duration::from_secs(60);
 
 /// Trigrams of one needle looked up (its first ones; any of them serves).
 const MOST_NEEDLE_TRIGRAMS: usize = 32;
@@ -41,7 +33,7 @@ pub struct TrigramCount {
     pub ran: bool,
     /// Trigrams found common in this count.
     pub marked_common: u64,
-    /// Postings dropped, of trigrams found common at least [`DROP_AFTER`] ago.
+    /// Their postings, dropped.
     pub postings_dropped: u64,
 }
 
@@ -64,102 +56,11 @@ pub(crate) fn needle_trigrams(needle: &str) -> Vec<String> {
 }
 
 impl Store {
-    /// The page query for `needle` (lowercased) through its rarest trigram
-    /// that is still listed, or None when it has none (the needle is short,
-    /// not ASCII, or made of common trigrams only).
-    pub(crate) async fn rare_trigram_walk(
-        &self,
-        org_id: OrgId,
-        filter: &StudyFilter,
-        needle: &str,
-        page_rows: &str,
-        after: Option<&StudyId>,
-    ) -> Result<Option<Sql>, StoreError> {
-        if self.dialect != Dialect::Postgres {
-            return Ok(None);
-        }
-        let trigrams = needle_trigrams(needle);
-        if trigrams.is_empty() {
-            return Ok(None);
-        }
-        let mut counts = Sql::new(
-            "SELECT trigram, studies, common_since IS NOT NULL AS common \
-             FROM study_search_trigrams WHERE org_id = ",
-        );
-        counts.bind(org_id.to_string()).push(" AND trigram IN (");
-        for (i, trigram) in trigrams.iter().enumerate() {
-            if i > 0 {
-                counts.push(", ");
-            }
-            counts.bind(trigram.as_str());
-        }
-        counts.push(")");
-        let rows = counts.query().fetch_all(&self.read).await?;
-        // A trigram with no row is new since the last count (a few postings)
-        // or in no description at all (none): either way the rarest.
-        let mut best: Option<(&str, i64)> = None;
-        for trigram in &trigrams {
-            let row = rows
-                .iter()
-                .find(|r| r.try_get::<String, _>("trigram").ok().as_deref() == Some(trigram));
-            let (studies, common) = match row {
-                Some(row) => (
-                    row.try_get::<i64, _>("studies")?,
-                    row.try_get::<bool, _>("common")?,
-                ),
-                None => (0, false),
-            };
-            if !common && best.is_none_or(|(_, fewest)| studies < fewest) {
-                best = Some((trigram, studies));
-            }
-        }
-        let Some((trigram, _)) = best else {
-            return Ok(None);
-        };
-        // The postings come in id order from their own subquery (its ORDER BY
-        // keeps PostgreSQL from merging it into the join), and each is checked
-        // in a LATERAL subquery that it cannot merge either (OFFSET 0), so the
-        // plan is this walk whatever the estimates: joined plainly, the
-        // planner took the GIN index for the LIKE (it underestimates rare
-        // needles' matches) or read every posting and sorted the matches.
-        let org = org_id.to_string();
-        let mut sql = Sql::new(STUDY_COLUMNS);
-        sql.push(
-            "(SELECT st.* FROM (SELECT study_id FROM study_search_postings \
-             WHERE org_id = ",
-        )
-        .bind(org.as_str())
-        .push(" AND trigram = ")
-        .bind(trigram);
-        if let Some(after) = after {
-            sql.push(" AND study_id < ").bind(after.as_str());
-        }
-        sql.push(
-            " ORDER BY study_id DESC) p CROSS JOIN LATERAL \
-             (SELECT * FROM studies st WHERE st.org_id = ",
-        )
-        .bind(org.as_str())
-        .push(" AND st.id = p.study_id");
-        crate::studies::push_column_filters(&mut sql, "st.", filter, None);
-        sql.push(" AND st.description_search LIKE ")
-            .bind(format!("%{}%", like_escape(needle)))
-            .push(" ESCAPE '\\' OFFSET 0) st ORDER BY p.study_id DESC LIMIT ")
-            .push(page_rows)
-            .push(") s")
-            .push(crate::studies::STUDY_JOINS)
-            .push(" ORDER BY s.id DESC");
-        Ok(Some(sql))
-    }
-
     /// Counts each organization's listed trigrams, marks those held by more
-    /// than [`COMMON_TRIGRAM_STUDIES`] studies common, and drops the postings
-    /// of trigrams marked at least [`DROP_AFTER`] ago. One replica at a time
-    /// (the others skip while it runs); a no-op on SQLite, whose search has
-    /// an index of its own (0007).
-    pub async fn count_search_trigrams(
-        &self,
-        drop_after: Duration,
-    ) -> Result<TrigramCount, StoreError> {
+    /// than [`COMMON_TRIGRAM_STUDIES`] studies common and drops their
+    /// postings. One replica at a time (the others skip while it runs); a
+    /// no-op on SQLite, whose search has an index of its own (0007).
+    pub async fn count_search_trigrams(&self) -> Result<TrigramCount, StoreError> {
         if self.dialect != Dialect::Postgres {
             return Ok(TrigramCount::default());
         }
@@ -172,23 +73,6 @@ impl Store {
         if !ours {
             return Ok(TrigramCount::default());
         }
-        let now = Timestamp::now().millis();
-        let cutoff = now - i64::try_from(drop_after.as_millis()).unwrap_or(i64::MAX);
-        let postings_dropped = sqlx::query(
-            "DELETE FROM study_search_postings p USING study_search_trigrams c \
-             WHERE c.org_id = p.org_id AND c.trigram = p.trigram \
-               AND c.common_since <= $1 AND NOT c.dropped",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "UPDATE study_search_trigrams SET dropped = TRUE WHERE common_since <= $1 AND NOT dropped",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?;
         sqlx::query(
             "INSERT INTO study_search_trigrams (org_id, trigram, studies) \
              SELECT org_id, trigram, count(*) FROM study_search_postings GROUP BY org_id, trigram \
@@ -198,12 +82,24 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
+        let now = Timestamp::now().millis();
         let marked_common = sqlx::query(
             "UPDATE study_search_trigrams SET common_since = $1 \
              WHERE common_since IS NULL AND studies > $2",
         )
         .bind(now)
         .bind(COMMON_TRIGRAM_STUDIES)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // A write that read a trigram as listed just before this commits may
+        // still list a study under it afterwards: such postings are never
+        // read (the trigram is common), only kept.
+        let postings_dropped = sqlx::query(
+            "DELETE FROM study_search_postings p USING study_search_trigrams c \
+             WHERE c.org_id = p.org_id AND c.trigram = p.trigram AND c.common_since = $1",
+        )
+        .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected();

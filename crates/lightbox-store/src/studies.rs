@@ -1,6 +1,7 @@
 //! Viewer studies.
 
 use crate::outbox::{enqueue, study_facts};
+use crate::search_trigrams::needle_trigrams;
 use crate::sql::{like_escape, Sql};
 use crate::users::{paginate, user_ref, Page};
 use crate::{flag, Dialect, Store, StoreError};
@@ -16,7 +17,7 @@ use std::time::Instant;
 
 /// A study's columns with its assignee, creating user and API key; followed
 /// by what to read studies from (aliased `s`) and then [`STUDY_JOINS`].
-pub(crate) const STUDY_COLUMNS: &str = "SELECT s.id, s.study_instance_uid, s.description, s.severity, s.viewer_status, \
+const STUDY_COLUMNS: &str = "SELECT s.id, s.study_instance_uid, s.description, s.severity, s.viewer_status, \
      s.is_cancelled, s.cancelled_at, s.express_customer_id, s.metadata, s.created_at, s.updated_at, \
      a.id AS a_id, a.email AS a_email, a.first_name AS a_first_name, a.last_name AS a_last_name, \
      a.middle_name AS a_middle_name, a.suffix1 AS a_suffix1, a.suffix2 AS a_suffix2, \
@@ -25,8 +26,7 @@ pub(crate) const STUDY_COLUMNS: &str = "SELECT s.id, s.study_instance_uid, s.des
      k.id AS k_id, k.description AS k_description \
      FROM ";
 
-pub(crate) const STUDY_JOINS: &str =
-    " LEFT JOIN users a ON a.org_id = s.org_id AND a.id = s.assigned_to \
+const STUDY_JOINS: &str = " LEFT JOIN users a ON a.org_id = s.org_id AND a.id = s.assigned_to \
      LEFT JOIN users c ON c.org_id = s.org_id AND c.id = s.created_by_user_id \
      LEFT JOIN api_keys k ON k.id = s.created_by_api_key_id";
 
@@ -333,6 +333,20 @@ impl Store {
                     .collect::<Result<Vec<_>, _>>()?
             }
             ListQuery::MatchesNewestFirst(sql) => self.newest_matches(&sql, limit).await?,
+            ListQuery::RareTrigramWalk { sql, needle } => {
+                let rows = sql.query().fetch_all(&self.read).await?;
+                if rows.is_empty() {
+                    // Every trigram of the needle is common, for good.
+                    self.needle_plans
+                        .put(&common_needle_key(org_id, &needle), false);
+                    return Box::pin(self.list_studies(org_id, filter, limit, after)).await;
+                }
+                // No match: the one row the walk's LEFT JOIN left empty.
+                rows.iter()
+                    .filter(|row| matches!(row.try_get::<Option<String>, _>(0), Ok(Some(_))))
+                    .map(study_from_row)
+                    .collect::<Result<Vec<_>, _>>()?
+            }
         };
         Ok(paginate(studies, limit, |s| s.id.clone()))
     }
@@ -371,7 +385,9 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let sql = self.list_studies_sql(org_id, filter, limit, after).await?;
         let sql = match &sql {
-            ListQuery::Page(sql) | ListQuery::MatchesNewestFirst(sql) => sql,
+            ListQuery::Page(sql)
+            | ListQuery::MatchesNewestFirst(sql)
+            | ListQuery::RareTrigramWalk { sql, .. } => sql,
         };
         let explain = match self.dialect {
             Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
@@ -413,11 +429,20 @@ impl Store {
         // call anew (0.5 of a first page's 1.4 ms).
         let page_rows = (u64::from(limit) + 1).to_string();
         if let Some(needle) = &needle {
-            if let Some(walk) = self
-                .rare_trigram_walk(org_id, filter, needle, &page_rows, after)
-                .await?
+            let trigrams = needle_trigrams(needle);
+            if self.dialect == Dialect::Postgres
+                && !trigrams.is_empty()
+                && self
+                    .needle_plans
+                    .get(&common_needle_key(org_id, needle))
+                    .is_none()
             {
-                return Ok(ListQuery::Page(walk));
+                return Ok(ListQuery::RareTrigramWalk {
+                    sql: postgres_trigram_walk_sql(
+                        org_id, filter, needle, &trigrams, &page_rows, after,
+                    ),
+                    needle: needle.clone(),
+                });
             }
         }
         // The page is chosen from `studies` alone (as `st`), and only its rows are
@@ -584,6 +609,18 @@ enum ListQuery {
     Page(Sql),
     /// Returns every match in search-key order; read by `Store::newest_matches`.
     MatchesNewestFirst(Sql),
+    /// PostgreSQL: returns the page and one more row newest first, or one row
+    /// of NULLs when nothing matches, or no row at all when every trigram of
+    /// `needle` is common (then the listing is made again without it).
+    RareTrigramWalk { sql: Sql, needle: String },
+}
+
+/// The key under which `NeedlePlans` remembers that every trigram of
+/// `needle` is common in `org_id` (PostgreSQL). Trigrams never become listed
+/// again, so the answer stays true; it is kept only for a while all the same,
+/// like every answer there.
+fn common_needle_key(org_id: OrgId, needle: &str) -> String {
+    format!("{org_id}/{needle}")
 }
 
 /// On SQLite, the studies matching `needle` (three characters or more) and
@@ -615,6 +652,68 @@ fn sqlite_matches_sql(
     push_column_filters(&mut sql, "s.", filter, after);
     push_description_contains(&mut sql, "s.", needle);
     sql.push(" ORDER BY f.rowid DESC");
+    sql
+}
+
+/// On PostgreSQL, the page of studies matching `needle` and `filter` from
+/// before `after`, found by walking the studies listed under the rarest of
+/// `trigrams` (the needle's, see `needle_trigrams`) that is not common
+/// (0019, `search_trigrams.rs`), newest first. One statement reads which
+/// trigrams are common and walks the postings, in one snapshot: the count
+/// marks a trigram common and drops its postings in one transaction.
+///
+/// The postings come in id order from their own subquery (its ORDER BY keeps
+/// PostgreSQL from merging it into the join) and each is checked in a
+/// LATERAL subquery it cannot merge either (OFFSET 0), so the plan is this
+/// walk whatever the estimates: joined plainly, the planner took the GIN
+/// index for the LIKE (it underestimates a rare needle's matches) or read
+/// every posting and sorted the matches. A trigram without a row is new
+/// since the last count or in no description: the rarest either way.
+fn postgres_trigram_walk_sql(
+    org_id: OrgId,
+    filter: &StudyFilter,
+    needle: &str,
+    trigrams: &[String],
+    page_rows: &str,
+    after: Option<&StudyId>,
+) -> Sql {
+    let org = org_id.to_string();
+    let mut sql = Sql::new(STUDY_COLUMNS);
+    sql.push("(SELECT w.* FROM (SELECT v.trigram FROM (VALUES ");
+    for (i, trigram) in trigrams.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" })
+            .bind(trigram.as_str())
+            .push(")");
+    }
+    sql.push(
+        ") v (trigram) LEFT JOIN study_search_trigrams c \
+         ON c.org_id = ",
+    )
+    .bind(org.as_str())
+    .push(
+        " AND c.trigram = v.trigram WHERE c.common_since IS NULL \
+         ORDER BY coalesce(c.studies, 0) LIMIT 1) pick \
+         LEFT JOIN LATERAL (SELECT st.* FROM (SELECT study_id FROM study_search_postings \
+         WHERE org_id = ",
+    )
+    .bind(org.as_str())
+    .push(" AND trigram = pick.trigram");
+    if let Some(after) = after {
+        sql.push(" AND study_id < ").bind(after.as_str());
+    }
+    sql.push(
+        " ORDER BY study_id DESC) p CROSS JOIN LATERAL \
+         (SELECT * FROM studies st WHERE st.org_id = ",
+    )
+    .bind(org.as_str())
+    .push(" AND st.id = p.study_id");
+    push_column_filters(&mut sql, "st.", filter, None);
+    push_description_contains(&mut sql, "st.", needle);
+    sql.push(" OFFSET 0) st ORDER BY p.study_id DESC LIMIT ")
+        .push(page_rows)
+        .push(") w ON TRUE) s")
+        .push(STUDY_JOINS)
+        .push(" ORDER BY s.id DESC");
     sql
 }
 

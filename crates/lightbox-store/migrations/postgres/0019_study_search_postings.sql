@@ -5,12 +5,12 @@
 -- (~1,000 heap pages for `arthrogram` at 1M studies) and sorts them all for a
 -- page of 100. Here each study is listed under its organization's *rare*
 -- trigrams, by id, so the store walks one rare trigram's studies newest first
--- and stops after a page (`studies.rs`, `rare_trigram_walk`).
+-- and stops after a page (`studies.rs`, `postgres_trigram_walk_sql`).
 --
 -- A trigram is common in an organization once more than 2,000 of its studies
 -- hold it (`COMMON_TRIGRAM_STUDIES` in `search_trigrams.rs`, the same
--- number): from then on it gets no postings, and the ones it had are dropped a
--- while later. Only the counting, done in the background
+-- number): from then on it gets no postings, the ones it had are dropped, and
+-- it stays common. Only the counting, done in the background
 -- (`Store::count_search_trigrams`), marks trigrams common; every write of a
 -- description lists the study under each of its trigrams not yet marked, so
 -- a trigram that is not marked common lists every study that holds it.
@@ -25,8 +25,6 @@ CREATE TABLE study_search_trigrams (
     studies       BIGINT NOT NULL,
     -- When the trigram was found common (ms); NULL while it is listed.
     common_since  BIGINT,
-    -- Whether its postings have been dropped (a while after common_since).
-    dropped       BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (org_id, trigram)
 );
 
@@ -82,11 +80,10 @@ CREATE TRIGGER studies_search_postings_delete AFTER DELETE ON studies
     FOR EACH ROW EXECUTE FUNCTION study_search_postings_write();
 
 -- The studies already stored: count every trigram once, mark the common
--- ones, list the rest (~N s at 1M studies; docs/operations.md).
-INSERT INTO study_search_trigrams (org_id, trigram, studies, common_since, dropped)
+-- ones, list the rest (~6 s at 1M studies; docs/operations.md).
+INSERT INTO study_search_trigrams (org_id, trigram, studies, common_since)
 SELECT org_id, t, count(*),
-       CASE WHEN count(*) > 2000 THEN (extract(epoch FROM now()) * 1000)::bigint END,
-       count(*) > 2000
+       CASE WHEN count(*) > 2000 THEN (extract(epoch FROM now()) * 1000)::bigint END
 FROM studies, unnest(study_search_trigrams_of(description_search)) t
 GROUP BY org_id, t;
 -- Without statistics the planner probed the new table row by row for each of
