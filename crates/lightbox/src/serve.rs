@@ -497,10 +497,7 @@ async fn count_search_trigrams(
             _ = stopped.wait_for(|stop| *stop) => return,
         }
         let started = std::time::Instant::now();
-        match store
-            .count_search_trigrams(lightbox_store::DROP_AFTER)
-            .await
-        {
+        match store.count_search_trigrams().await {
             Ok(count) if count.ran => tracing::debug!(
                 marked_common = count.marked_common,
                 postings_dropped = count.postings_dropped,
