@@ -8,6 +8,8 @@ out=/work/results/$name; mkdir -p $out
 for round in $(seq 1 $rounds); do
   for side in a b; do
     if [ $side = a ]; then db=wl_1m; dir=/work/bench-data/wl-pg-1m; else db=wl_1m_b; dir=/work/bench-data/wl-pg-1m-b; fi
+    # Both sides vacuumed alike (B's bench also vacuums when it warms; A's does not).
+    psql -q -h 127.0.0.1 -U postgres -d $db -c VACUUM
     echo "== $side round $round $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     /work/bin-$side/lightbox-bench run --studies 1000000 --data-dir $dir \
       --database-url postgres://postgres@127.0.0.1:5432/$db \

@@ -428,10 +428,12 @@ impl Store {
         // PostgreSQL never judged a generic plan cheaper and planned every
         // call anew (0.5 of a first page's 1.4 ms).
         let page_rows = (u64::from(limit) + 1).to_string();
-        if let Some(needle) = &needle {
+        if let Some(needle) = needle
+            .as_ref()
+            .filter(|_| self.dialect == Dialect::Postgres)
+        {
             let trigrams = needle_trigrams(needle);
-            if self.dialect == Dialect::Postgres
-                && !trigrams.is_empty()
+            if !trigrams.is_empty()
                 && self
                     .needle_plans
                     .get(&common_needle_key(org_id, needle))
