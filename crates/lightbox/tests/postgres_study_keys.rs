@@ -10,9 +10,8 @@ mod support;
 use lightbox_domain::study::{Actor, NewStudy, Severity, StudyFilter};
 use lightbox_domain::{ApiKeyId, Error, OrgId};
 use lightbox_store::{Store, StoreOptions};
-use sqlx::migrate::Migrator;
-use sqlx::{Connection, PgConnection};
-use support::{listed_ids, migrations_before, ThrowawayDb};
+use sqlx::PgConnection;
+use support::{insert_orgs, insert_study, listed_ids, postgres_before, ThrowawayDb};
 
 struct Row {
     org: OrgId,
@@ -39,13 +38,7 @@ fn rows(org: OrgId, other: OrgId) -> Vec<Row> {
 }
 
 async fn insert(conn: &mut PgConnection, orgs: &[OrgId], key: ApiKeyId, rows: &[Row]) {
-    for org in orgs {
-        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, 'Org', 0)")
-            .bind(org.to_string())
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-    }
+    insert_orgs(conn, orgs).await;
     sqlx::query(
         "INSERT INTO api_keys (id, org_id, description, secret_hash, created_at) \
          VALUES ($1, $2, 'key', 'not a real hash', 0)",
@@ -56,19 +49,15 @@ async fn insert(conn: &mut PgConnection, orgs: &[OrgId], key: ApiKeyId, rows: &[
     .await
     .unwrap();
     for row in rows {
-        sqlx::query(
-            "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
-             severity, viewer_status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'normal', 'incomplete', 0, 0)",
+        insert_study(
+            conn,
+            row.org,
+            &row.id,
+            &row.uid,
+            row.description,
+            Severity::Normal,
         )
-        .bind(row.org.to_string())
-        .bind(&row.id)
-        .bind(&row.uid)
-        .bind(row.description)
-        .bind(row.description.to_lowercase())
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+        .await;
     }
 }
 
@@ -77,15 +66,8 @@ async fn an_upgraded_database_pages_and_finds_studies_as_before() {
     let db = ThrowawayDb::create().await;
     let (org, other, key) = (OrgId::generate(), OrgId::generate(), ApiKeyId::generate());
     let rows = rows(org, other);
-    let mut conn = PgConnection::connect(&db.url).await.unwrap();
     // The migrations before 0008, run as an older Lightbox ran them.
-    let older = migrations_before("postgres", "0008");
-    Migrator::new(older.path())
-        .await
-        .unwrap()
-        .run(&mut conn)
-        .await
-        .unwrap();
+    let mut conn = postgres_before(&db.url, "0008").await;
     insert(&mut conn, &[org, other], key, &rows).await;
 
     let store = Store::open_postgres(&db.url, &StoreOptions::default())

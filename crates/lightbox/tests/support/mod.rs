@@ -460,6 +460,58 @@ pub async fn listed_ids(
     }
 }
 
+/// A connection to the PostgreSQL database at `url`, migrated as an older
+/// Lightbox left it: by the migrations numbered before `first_new`.
+pub async fn postgres_before(url: &str, first_new: &str) -> PgConnection {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let older = migrations_before("postgres", first_new);
+    sqlx::migrate::Migrator::new(older.path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+/// Writes bare organizations straight into a PostgreSQL database (for tests
+/// that build one as an older release left it, or load many studies).
+pub async fn insert_orgs(conn: &mut PgConnection, orgs: &[lightbox_domain::OrgId]) {
+    for org in orgs {
+        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, 'Org', 0)")
+            .bind(org.to_string())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// Writes one study straight into a PostgreSQL database, its search column
+/// lowercased as the store writes it.
+pub async fn insert_study(
+    conn: &mut PgConnection,
+    org: lightbox_domain::OrgId,
+    id: &str,
+    uid: &str,
+    description: &str,
+    severity: lightbox_domain::study::Severity,
+) {
+    sqlx::query(
+        "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
+         severity, viewer_status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'incomplete', 0, 0)",
+    )
+    .bind(org.to_string())
+    .bind(id)
+    .bind(uid)
+    .bind(description)
+    .bind(description.to_lowercase())
+    .bind(severity.as_str())
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+}
+
 /// The migrations of `dialect` (`sqlite` or `postgres`) numbered before
 /// `first_new`, as an older Lightbox shipped them, to make a database that a
 /// test then upgrades; `sqlx::migrate::Migrator::new` takes the folder.

@@ -11,10 +11,9 @@ mod support;
 
 use lightbox_domain::study::{Severity, StudyFilter, StudyPatch};
 use lightbox_domain::{OrgId, StudyId};
-use lightbox_store::Store;
-use sqlx::migrate::Migrator;
+use lightbox_store::{Store, StoreOptions};
 use sqlx::{Connection, PgConnection};
-use support::{migrations_before, ThrowawayPostgres};
+use support::{insert_orgs, insert_study, listed_ids, postgres_before, ThrowawayDb};
 
 /// Above the 2,000 studies at which a trigram counts as common.
 const CHEST_STUDIES: u32 = 2_050;
@@ -69,33 +68,23 @@ fn rows(org: OrgId, other: OrgId) -> Vec<Row> {
 }
 
 async fn insert(conn: &mut PgConnection, orgs: &[OrgId], rows: &[Row]) {
-    for org in orgs {
-        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, 'Org', 0)")
-            .bind(org.to_string())
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-    }
+    insert_orgs(conn, orgs).await;
     insert_studies(conn, rows).await;
 }
 
 async fn insert_studies(conn: &mut PgConnection, rows: &[Row]) {
     let mut tx = conn.begin().await.unwrap();
     for row in rows {
-        sqlx::query(
-            "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
-             severity, viewer_status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'incomplete', 0, 0)",
+        let uid = format!("1.2.3.{}", &row.id[4..]);
+        insert_study(
+            &mut tx,
+            row.org,
+            &row.id,
+            &uid,
+            &row.description,
+            row.severity,
         )
-        .bind(row.org.to_string())
-        .bind(&row.id)
-        .bind(format!("1.2.3.{}", &row.id[4..]))
-        .bind(&row.description)
-        .bind(row.description.to_lowercase())
-        .bind(row.severity.as_str())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+        .await;
     }
     tx.commit().await.unwrap();
 }
@@ -159,22 +148,10 @@ async fn lists_what_like_would(store: &Store, org: OrgId, rows: &[Row]) {
     }
 }
 
-/// Every page of `filter`'s studies, `limit` at a time, following the cursors.
-async fn listed_ids(store: &Store, org: OrgId, filter: &StudyFilter, limit: u32) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after: Option<StudyId> = None;
-    loop {
-        let page = store
-            .list_studies(org, filter, limit, after.as_ref())
-            .await
-            .unwrap();
-        assert!(page.items.len() <= limit as usize);
-        ids.extend(page.items.iter().map(|s| s.id.as_str().to_owned()));
-        match page.next_after {
-            Some(next) => after = Some(next),
-            None => return ids,
-        }
-    }
+async fn open(db: &ThrowawayDb) -> Store {
+    Store::open_postgres(&db.url, &StoreOptions::default())
+        .await
+        .unwrap()
 }
 
 async fn walks_postings(store: &Store, org: OrgId, needle: &str) -> bool {
@@ -202,8 +179,8 @@ async fn postings(conn: &mut PgConnection, org: OrgId, trigram: &str) -> i64 {
 
 #[tokio::test]
 async fn searches_list_what_like_would_as_trigrams_become_common() {
-    let db = ThrowawayPostgres::create("search_trigrams").await;
-    let store = db.store().await;
+    let db = ThrowawayDb::create().await;
+    let store = open(&db).await;
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
     let (org, other) = (OrgId::generate(), OrgId::generate());
     let mut rows = rows(org, other);
@@ -295,26 +272,17 @@ async fn searches_list_what_like_would_as_trigrams_become_common() {
     assert!(!skipped.ran, "{skipped:?}");
     conn.close().await.unwrap();
     store.close().await;
-    db.drop_database().await;
 }
 
 #[tokio::test]
 async fn studies_stored_before_0019_are_listed_when_it_runs() {
-    let db = ThrowawayPostgres::create("search_trigrams_upgrade").await;
-    let mut conn = PgConnection::connect(&db.url).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let older = migrations_before("postgres", "0019", dir.path());
-    Migrator::new(older.as_path())
-        .await
-        .unwrap()
-        .run(&mut conn)
-        .await
-        .unwrap();
+    let db = ThrowawayDb::create().await;
+    let mut conn = postgres_before(&db.url, "0019").await;
     let (org, other) = (OrgId::generate(), OrgId::generate());
     let rows = rows(org, other);
     insert(&mut conn, &[org, other], &rows).await;
 
-    let store = db.store().await;
+    let store = open(&db).await;
     // Counted by the migration: the chest trigrams are common from the start.
     assert_eq!(postings(&mut conn, org, "che").await, 0);
     assert_eq!(postings(&mut conn, other, "kne").await, 12);
@@ -325,5 +293,4 @@ async fn studies_stored_before_0019_are_listed_when_it_runs() {
     assert!(!walks_postings(&store, org, "chest").await);
     conn.close().await.unwrap();
     store.close().await;
-    db.drop_database().await;
 }
