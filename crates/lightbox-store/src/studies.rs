@@ -561,12 +561,7 @@ impl NeedlePlans {
 
 /// The WHERE terms for the column filters (and the cursor), on columns named
 /// with `prefix`.
-pub(crate) fn push_column_filters(
-    sql: &mut Sql,
-    prefix: &str,
-    filter: &StudyFilter,
-    after: Option<&StudyId>,
-) {
+fn push_column_filters(sql: &mut Sql, prefix: &str, filter: &StudyFilter, after: Option<&StudyId>) {
     let p = prefix;
     if let Some(after) = after {
         sql.push(&format!(" AND {p}id < ")).bind(after.as_str());
