@@ -44,7 +44,7 @@ mod webhooks;
 
 pub use dicom::{DicomPeerRecord, DicomRoute, Indexed, StoredInstance};
 pub use qido::{QidoInstance, QidoPage, QidoRow, QidoSeries, QidoStudy};
-pub use search_trigrams::{TrigramCount, COMMON_TRIGRAM_STUDIES};
+pub use search_trigrams::TrigramCount;
 pub use thumbnails::RepresentativeInstance;
 mod web_sessions;
 

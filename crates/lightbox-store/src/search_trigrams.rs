@@ -21,7 +21,7 @@ use lightbox_domain::Timestamp;
 /// (0019 uses the same number for the studies stored before it). A search
 /// reads at most this many rows through one trigram (when its needle matches
 /// under a page of them): ~5 µs each at 1M studies (`EXPLAIN ANALYZE`).
-pub const COMMON_TRIGRAM_STUDIES: i64 = 2_000;
+const COMMON_TRIGRAM_STUDIES: i64 = 2_000;
 
 /// Trigrams of one needle looked up (its first ones; any of them serves).
 const MOST_NEEDLE_TRIGRAMS: usize = 32;

@@ -1,8 +1,8 @@
 //! PostgreSQL description searches through rare trigrams (0019): a study is
 //! listed under each trigram of its organization that is not common, and a
 //! search walks its needle's rarest listed trigram newest first. Whatever the
-//! trigrams' state (all listed, some found common and still holding their
-//! postings, those postings dropped), every needle, filter and page size must
+//! trigrams' state (all listed; some found common and their postings
+//! dropped; studies written after that), every needle, filter and page size must
 //! list exactly the studies a plain "lowercased description contains" would,
 //! in id order, and only the organization's own; descriptions edited later
 //! move with them; a database made before 0019 is listed when it runs.
