@@ -9,7 +9,8 @@
 //! match and PostgreSQL reads and sorts them all.
 //!
 //! Which trigrams are common is decided only by
-//! [`Store::count_search_trigrams`], run in the background: it marks them and
+//! [`Store::count_search_trigrams`], run in the background: it marks them,
+//! sets their bits in the organization's bitmap that writers read (0020) and
 //! drops their postings in one transaction, and a trigram once common stays
 //! so. A search reads the marks and the postings in one statement (one
 //! snapshot), so it never walks a trigram whose postings are incomplete.
@@ -92,8 +93,24 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        // A write that read a trigram as listed just before this commits may
-        // still list a study under it afterwards: such postings are never
+        // What writers read to skip common trigrams (0020): rebuilt whole
+        // for each organization with a new mark, as marks are only added.
+        if marked_common > 0 {
+            sqlx::query(
+                "INSERT INTO study_search_common (org_id, trigrams) \
+                 SELECT org_id, study_search_common_bits(array_agg(trigram)) \
+                 FROM study_search_trigrams \
+                 WHERE common_since IS NOT NULL AND org_id IN \
+                   (SELECT org_id FROM study_search_trigrams WHERE common_since = $1) \
+                 GROUP BY org_id \
+                 ON CONFLICT (org_id) DO UPDATE SET trigrams = EXCLUDED.trigrams",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // A write that read the bitmap just before this commits may still
+        // list a study under a trigram marked here: such postings are never
         // read (the trigram is common), only kept.
         let postings_dropped = sqlx::query(
             "DELETE FROM study_search_postings p USING study_search_trigrams c \

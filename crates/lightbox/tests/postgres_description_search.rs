@@ -4,8 +4,11 @@
 //! trigrams' state (all listed; some found common and their postings
 //! dropped; studies written after that), every needle, filter and page size must
 //! list exactly the studies a plain "lowercased description contains" would,
-//! in id order, and only the organization's own; descriptions edited later
-//! move with them; a database made before 0019 is listed when it runs.
+//! in id order, and only the organization's own; a study written after the
+//! count is listed under exactly its trigrams not marked common (writers
+//! read the marks from a bitmap, 0020, that must equal them); descriptions
+//! edited later move with them; a database made before 0019 is listed when
+//! it and 0020 run.
 
 mod support;
 
@@ -177,6 +180,45 @@ async fn postings(conn: &mut PgConnection, org: OrgId, trigram: &str) -> i64 {
     .unwrap()
 }
 
+/// Writers skip the trigrams whose bits are set in their organization's
+/// bitmap (0020): it must hold exactly the trigrams marked common.
+async fn common_bits_are_the_marks(conn: &mut PgConnection) {
+    let (marked, set, disagreeing): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM study_search_trigrams WHERE common_since IS NOT NULL), \
+                (SELECT coalesce(sum(bit_count(trigrams)), 0)::bigint FROM study_search_common), \
+                (SELECT count(*) FROM study_search_trigrams c \
+                 LEFT JOIN study_search_common b ON b.org_id = c.org_id \
+                 WHERE (c.common_since IS NOT NULL) <> \
+                       (coalesce(get_bit(b.trigrams, study_search_trigram_bit(c.trigram)), 0) = 1))",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!((set, disagreeing), (marked, 0), "{marked} trigrams marked");
+}
+
+/// A study written now is listed under each of its trigrams of `a-z0-9`
+/// that is not marked common in its organization (perhaps none), and under
+/// no other.
+async fn listed_under_its_rare_trigrams(conn: &mut PgConnection, row: &Row) {
+    let (listed, rare): (Vec<String>, Vec<String>) = sqlx::query_as(
+        "SELECT ARRAY(SELECT trigram FROM study_search_postings \
+                      WHERE org_id = $1 AND study_id = $2 ORDER BY trigram), \
+                ARRAY(SELECT DISTINCT t FROM unnest(show_trgm(lower($3))) t \
+                      WHERE t ~ '^[a-z0-9]{3}$' AND NOT EXISTS \
+                        (SELECT 1 FROM study_search_trigrams c WHERE c.org_id = $1 \
+                         AND c.trigram = t AND c.common_since IS NOT NULL) \
+                      ORDER BY t)",
+    )
+    .bind(row.org.to_string())
+    .bind(&row.id)
+    .bind(&row.description)
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(listed, rare, "{}", row.description);
+}
+
 #[tokio::test]
 async fn searches_list_what_like_would_as_trigrams_become_common() {
     let db = ThrowawayDb::create().await;
@@ -207,6 +249,7 @@ async fn searches_list_what_like_would_as_trigrams_become_common() {
     assert!(count.postings_dropped > 5 * 2_000, "{count:?}");
     assert_eq!(postings(&mut conn, org, "che").await, 0);
     assert_eq!(postings(&mut conn, other, "kne").await, 12);
+    common_bits_are_the_marks(&mut conn).await;
     lists_what_like_would(&store, org, &rows).await;
     lists_what_like_would(&store, other, &rows).await;
     // Once a search found every trigram of `chest` common, it is searched
@@ -230,6 +273,9 @@ async fn searches_list_what_like_would_as_trigrams_become_common() {
         },
     ];
     insert_studies(&mut conn, &later).await;
+    for row in &later {
+        listed_under_its_rare_trigrams(&mut conn, row).await;
+    }
     rows.extend(later);
     assert_eq!(postings(&mut conn, org, "che").await, 0);
     assert_eq!(postings(&mut conn, org, "lat").await, 1);
@@ -259,9 +305,11 @@ async fn searches_list_what_like_would_as_trigrams_become_common() {
         };
         store.update_study(org, &id, &patch).await.unwrap();
         row.description = to.to_owned();
+        listed_under_its_rare_trigrams(&mut conn, row).await;
     }
     lists_what_like_would(&store, org, &rows).await;
     assert_eq!(postings(&mut conn, org, "wri").await, 1);
+    common_bits_are_the_marks(&mut conn).await;
 
     // While another replica counts (holds the lock), this one skips.
     sqlx::query("SELECT pg_advisory_lock(hashtext('lightbox.study_search_trigrams'))")
@@ -279,18 +327,33 @@ async fn studies_stored_before_0019_are_listed_when_it_runs() {
     let db = ThrowawayDb::create().await;
     let mut conn = postgres_before(&db.url, "0019").await;
     let (org, other) = (OrgId::generate(), OrgId::generate());
-    let rows = rows(org, other);
+    let mut rows = rows(org, other);
     insert(&mut conn, &[org, other], &rows).await;
 
     let store = open(&db).await;
-    // Counted by the migration: the chest trigrams are common from the start.
+    // Counted by the migration: the chest trigrams are common from the start,
+    // and 0020 copied the marks into the bitmap writers read.
     assert_eq!(postings(&mut conn, org, "che").await, 0);
     assert_eq!(postings(&mut conn, other, "kne").await, 12);
     assert!(postings(&mut conn, org, "thr").await > 0);
+    common_bits_are_the_marks(&mut conn).await;
     lists_what_like_would(&store, org, &rows).await;
     lists_what_like_would(&store, other, &rows).await;
     assert!(walks_postings(&store, org, "arthrogram").await);
     assert!(!walks_postings(&store, org, "chest").await);
+
+    // Written after the upgrade: listed under the rare trigrams only.
+    let later = Row {
+        org,
+        id: format!("stu_{:032x}", 0x0190_0001_0000u64),
+        description: "CT Chest W/O Contrast 1 Zygoma".to_owned(),
+        severity: Severity::Normal,
+    };
+    insert_studies(&mut conn, std::slice::from_ref(&later)).await;
+    listed_under_its_rare_trigrams(&mut conn, &later).await;
+    assert_eq!(postings(&mut conn, org, "che").await, 0);
+    rows.push(later);
+    lists_what_like_would(&store, org, &rows).await;
     conn.close().await.unwrap();
     store.close().await;
 }
