@@ -353,16 +353,29 @@ impl BlobStore {
     /// removes `path`: a rename on the local backend, an upload on S3 (in
     /// parts, never whole in memory). The object appears whole or not at all.
     pub async fn put_file(&self, key: &str, path: &Path) -> Result<u64, BlobError> {
-        let size = tokio::fs::metadata(path).await?.len();
-        match &self.backend {
+        let size = match &self.backend {
             Backend::Local { root } => {
-                let dest = root.join(key);
-                if let Some(parent) = dest.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
-                }
-                tokio::fs::rename(path, &dest).await?;
+                // One trip to a blocking thread; the folder is made only
+                // when the rename finds it missing (a series' first instance).
+                let (dest, path) = (root.join(key), path.to_owned());
+                tokio::task::spawn_blocking(move || {
+                    let size = std::fs::metadata(&path)?.len();
+                    match std::fs::rename(&path, &dest) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.exists() => {
+                            if let Some(parent) = dest.parent() {
+                                std::fs::create_dir_all(parent)?;
+                            }
+                            std::fs::rename(&path, &dest)?;
+                        }
+                        other => other?,
+                    }
+                    Ok::<_, std::io::Error>(size)
+                })
+                .await
+                .map_err(std::io::Error::other)??
             }
             Backend::S3 { store, prefix } => {
+                let size = tokio::fs::metadata(path).await?.len();
                 use tokio::io::AsyncReadExt;
                 let location = Self::s3_path(prefix, key);
                 let mut file = tokio::fs::File::open(path).await?;
@@ -397,8 +410,9 @@ impl BlobStore {
                     }
                 }
                 let _ = tokio::fs::remove_file(path).await;
+                size
             }
-        }
+        };
         Ok(size)
     }
 

@@ -237,6 +237,11 @@ impl Store {
     /// (severity, description, Express customer, patient fields as metadata)
     /// over what the instance says. A new instance queues (or extends) the study's
     /// `study.images_received`, held until `quiet` passes without another.
+    ///
+    /// Every instance but the first of its series takes six statements
+    /// (a series is hundreds of instances, and each statement is a round
+    /// trip): count it in its series, insert it, count it in its study, find
+    /// the worklist study, the webhook endpoints, commit.
     pub async fn index_dicom_instance(
         &self,
         org_id: OrgId,
@@ -249,59 +254,24 @@ impl Store {
         let (study, series, instance) = (&new.study, &new.series, &new.instance);
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO dicom_studies (org_id, study_instance_uid, patient_name, patient_name_search, \
-             patient_id, patient_birth_date, patient_sex, study_date, study_time, accession_number, \
-             referring_physician_name, study_id, study_description, attributes, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&org)
-        .bind(&study.study_instance_uid)
-        .bind(study.patient_name.clone())
-        .bind(study.patient_name.as_ref().map(|n| n.to_uppercase()))
-        .bind(study.patient_id.clone())
-        .bind(study.patient_birth_date.clone())
-        .bind(study.patient_sex.clone())
-        .bind(study.study_date.clone())
-        .bind(study.study_time.clone())
-        .bind(study.accession_number.clone())
-        .bind(study.referring_physician_name.clone())
-        .bind(study.study_id.clone())
-        .bind(study.study_description.clone())
-        .bind(&study.json)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        let new_series = sqlx::query(
-            "INSERT INTO dicom_series (org_id, series_instance_uid, study_instance_uid, modality, \
-             series_number, series_description, series_date, series_time, attributes, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-        )
-        .bind(&org)
-        .bind(&series.series_instance_uid)
-        .bind(&study.study_instance_uid)
-        .bind(series.modality.clone())
-        .bind(series.series_number)
-        .bind(series.series_description.clone())
-        .bind(series.series_date.clone())
-        .bind(series.series_time.clone())
-        .bind(&series.json)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?
-        .rows_affected()
-            > 0;
-        let series_study: String = sqlx::query_scalar(
-            "SELECT study_instance_uid FROM dicom_series WHERE org_id = $1 AND series_instance_uid = $2",
-        )
-        .bind(&org)
-        .bind(&series.series_instance_uid)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+        // A repeated instance rolls all of this back, so counting first is safe.
+        let mut new_series = false;
+        let series_study = match count_in_series(&mut tx, &org, &series.series_instance_uid).await?
+        {
+            Some(uid) => uid,
+            None => {
+                insert_study(&mut tx, &org, new, now).await?;
+                new_series = insert_series(&mut tx, &org, new, now).await?;
+                if new_series {
+                    study.study_instance_uid.clone()
+                } else {
+                    // Another sender created it meanwhile.
+                    count_in_series(&mut tx, &org, &series.series_instance_uid)
+                        .await?
+                        .ok_or_else(|| Error::Internal("a series vanished while indexing".into()))?
+                }
+            }
+        };
         if series_study != study.study_instance_uid {
             return Err(Error::invalid(
                 "SeriesInstanceUID",
@@ -349,81 +319,15 @@ impl Store {
                 .ok_or_else(|| Error::Internal("an instance vanished while indexing".into()))?;
             return Ok(Indexed::AlreadyStored(existing));
         }
-        sqlx::query(
-            "UPDATE dicom_series SET instance_count = instance_count + 1 \
-             WHERE org_id = $1 AND series_instance_uid = $2",
-        )
-        .bind(&org)
-        .bind(&series.series_instance_uid)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        let modalities: Vec<Option<String>> = sqlx::query_scalar(
-            "SELECT DISTINCT modality FROM dicom_series WHERE org_id = $1 AND study_instance_uid = $2",
-        )
-        .bind(&org)
-        .bind(&study.study_instance_uid)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        let mut modalities: Vec<String> = modalities.into_iter().flatten().collect();
-        modalities.sort();
-        modalities.dedup();
-        sqlx::query(
-            "UPDATE dicom_studies SET instance_count = instance_count + 1, modalities = $3, \
-             series_count = (SELECT count(*) FROM dicom_series \
-                             WHERE org_id = $1 AND study_instance_uid = $2), updated_at = $4 \
-             WHERE org_id = $1 AND study_instance_uid = $2",
-        )
-        .bind(&org)
-        .bind(&study.study_instance_uid)
-        .bind(modalities.join("\\"))
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+        let counts =
+            count_in_study(&mut tx, &org, &study.study_instance_uid, new_series, now).await?;
         let enrichment = enrichment.cloned().unwrap_or_default();
-        let description = enrichment
-            .description
-            .unwrap_or_else(|| new.worklist_description());
-        let metadata = serde_json::to_string(&enrichment.metadata)
-            .map_err(|e| Error::Internal(format!("enrichment metadata: {e}")))?;
-        let study_id = StudyId::generate();
-        let seeded = sqlx::query(
-            "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
-             severity, viewer_status, is_cancelled, created_by_api_key_id, express_customer_id, metadata, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'incomplete', $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING",
-        )
-        .bind(&org)
-        .bind(study_id.as_str())
-        .bind(&study.study_instance_uid)
-        .bind(&description)
-        .bind(description.to_lowercase())
-        .bind(enrichment.severity.unwrap_or(Severity::Normal).as_str())
-        .bind(false)
-        .bind(created_by_api_key.map(|k| k.to_string()))
-        .bind(enrichment.express_customer_id.clone())
-        .bind(metadata)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
+        let (worklist, seeded) =
+            worklist_study(&mut tx, &org, new, created_by_api_key, &enrichment, now).await?;
         let mut queued = 0;
-        if seeded.rows_affected() > 0 {
+        if let Some(created) = &seeded {
             // A study the images created is reported like one the API created.
-            let created = StudyFacts {
-                id: study_id.clone(),
-                study_instance_uid: study.study_instance_uid.clone(),
-                description: description.clone(),
-                severity: enrichment.severity.unwrap_or(Severity::Normal),
-                viewer_status: ViewerStatus::Incomplete,
-                is_cancelled: false,
-                assigned_to: None,
-                express_customer_id: enrichment.express_customer_id.clone(),
-                created_by_api_key_id: created_by_api_key.copied(),
-            };
-            let event = StudyEventData::of(&created, Timestamp::from_millis(now));
+            let event = StudyEventData::of(created, Timestamp::from_millis(now));
             queued += outbox::enqueue(
                 &mut tx,
                 org_id,
@@ -432,77 +336,277 @@ impl Store {
             )
             .await?;
         }
-        let (received, worklist_study) = self
-            .images_received(
-                &mut tx,
-                org_id,
-                &study.study_instance_uid,
-                modalities,
-                now,
-                quiet,
-            )
-            .await?;
-        queued += received;
-        self.commit_with_events(tx, queued).await?;
-        let new_study = (seeded.rows_affected() > 0).then_some(study_id);
-        // Open worklists show the study the moment its first image lands, and
-        // its new counts as each series begins (not at every instance: a CT
-        // series is hundreds).
-        if new_study.is_some() || new_series {
-            self.study_changed(org_id, &worklist_study);
-        }
-        Ok(Indexed::Stored { new_study })
-    }
-
-    /// Queues the study's `study.images_received` inside the indexing
-    /// transaction, with the counts the study has now; also answers the
-    /// worklist study's id.
-    async fn images_received(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        org_id: OrgId,
-        study_instance_uid: &str,
-        modalities: Vec<String>,
-        now: i64,
-        quiet: Duration,
-    ) -> Result<(usize, StudyId), StoreError> {
-        let org = org_id.to_string();
-        let counts = sqlx::query(
-            // BIGINT: the columns are INTEGER (int4) on PostgreSQL, read as i64.
-            "SELECT CAST(series_count AS BIGINT) AS series_count, \
-             CAST(instance_count AS BIGINT) AS instance_count FROM dicom_studies \
-             WHERE org_id = $1 AND study_instance_uid = $2",
-        )
-        .bind(&org)
-        .bind(study_instance_uid)
-        .fetch_one(&mut **tx)
-        .await?;
-        let study = sqlx::query(
-            "SELECT id, created_by_api_key_id FROM studies WHERE org_id = $1 AND study_instance_uid = $2",
-        )
-        .bind(&org)
-        .bind(study_instance_uid)
-        .fetch_one(&mut **tx)
-        .await?;
-        let api_key = study
-            .try_get::<Option<String>, _>("created_by_api_key_id")?
-            .map(|k| ApiKeyId::parse(&k))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let at = Timestamp::from_millis(now).to_rfc3339();
-        let study_id: String = study.try_get("id")?;
         let data = ImagesReceivedData {
-            study_id: study_id.clone(),
-            study_instance_uid: study_instance_uid.to_owned(),
-            series_count: counts.try_get("series_count")?,
-            instance_count: counts.try_get("instance_count")?,
-            modalities,
+            study_id: worklist.id.to_string(),
+            study_instance_uid: study.study_instance_uid.clone(),
+            series_count: counts.series,
+            instance_count: counts.instances,
+            modalities: counts.modalities,
             received_instance_count: 1,
-            created_by_api_key_id: api_key.map(|k| k.to_string()),
+            created_by_api_key_id: worklist.api_key.map(|k| k.to_string()),
             first_received_at: at.clone(),
             occurred_at: at,
         };
-        let queued = outbox::enqueue_images_received(tx, org_id, api_key, data, quiet).await?;
-        Ok((queued, StudyId::from_trusted(study_id)))
+        queued +=
+            outbox::enqueue_images_received(&mut tx, org_id, worklist.api_key, data, quiet).await?;
+        self.commit_with_events(tx, queued).await?;
+        // Open worklists show the study the moment its first image lands, and
+        // its new counts as each series begins (not at every instance: a CT
+        // series is hundreds).
+        if seeded.is_some() || new_series {
+            self.study_changed(org_id, &worklist.id);
+        }
+        Ok(Indexed::Stored {
+            new_study: seeded.map(|s| s.id),
+        })
     }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Counts one more instance in an existing series; answers the series'
+/// study, or `None` when the series is new.
+async fn count_in_series(
+    tx: &mut Tx,
+    org: &str,
+    series_instance_uid: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE dicom_series SET instance_count = instance_count + 1 \
+         WHERE org_id = $1 AND series_instance_uid = $2 RETURNING study_instance_uid",
+    )
+    .bind(org)
+    .bind(series_instance_uid)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// The study's row, from its first instance (kept if it exists).
+async fn insert_study(
+    tx: &mut Tx,
+    org: &str,
+    new: &IndexedInstance,
+    now: i64,
+) -> Result<(), StoreError> {
+    let study = &new.study;
+    sqlx::query(
+        "INSERT INTO dicom_studies (org_id, study_instance_uid, patient_name, patient_name_search, \
+         patient_id, patient_birth_date, patient_sex, study_date, study_time, accession_number, \
+         referring_physician_name, study_id, study_description, attributes, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(org)
+    .bind(&study.study_instance_uid)
+    .bind(study.patient_name.clone())
+    .bind(study.patient_name.as_ref().map(|n| n.to_uppercase()))
+    .bind(study.patient_id.clone())
+    .bind(study.patient_birth_date.clone())
+    .bind(study.patient_sex.clone())
+    .bind(study.study_date.clone())
+    .bind(study.study_time.clone())
+    .bind(study.accession_number.clone())
+    .bind(study.referring_physician_name.clone())
+    .bind(study.study_id.clone())
+    .bind(study.study_description.clone())
+    .bind(&study.json)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The series' row, counting its first instance; false when another sender
+/// created it meanwhile.
+async fn insert_series(
+    tx: &mut Tx,
+    org: &str,
+    new: &IndexedInstance,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let series = &new.series;
+    let inserted = sqlx::query(
+        "INSERT INTO dicom_series (org_id, series_instance_uid, study_instance_uid, modality, \
+         series_number, series_description, series_date, series_time, attributes, created_at, \
+         instance_count) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1) ON CONFLICT DO NOTHING",
+    )
+    .bind(org)
+    .bind(&series.series_instance_uid)
+    .bind(&new.study.study_instance_uid)
+    .bind(series.modality.clone())
+    .bind(series.series_number)
+    .bind(series.series_description.clone())
+    .bind(series.series_date.clone())
+    .bind(series.series_time.clone())
+    .bind(&series.json)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected() > 0)
+}
+
+/// A study's counts and modalities after an instance is added.
+struct StudyCounts {
+    series: i64,
+    instances: i64,
+    modalities: Vec<String>,
+}
+
+/// Counts one more instance in its study. A new series may bring a new
+/// modality: the study's row is updated first, so on PostgreSQL its lock
+/// orders concurrent writers and the series read next includes theirs.
+async fn count_in_study(
+    tx: &mut Tx,
+    org: &str,
+    study_instance_uid: &str,
+    new_series: bool,
+    now: i64,
+) -> Result<StudyCounts, StoreError> {
+    // BIGINT: the count columns are INTEGER (int4) on PostgreSQL, read as i64.
+    const COUNTS: &str = "RETURNING CAST(series_count AS BIGINT) AS series_count, \
+         CAST(instance_count AS BIGINT) AS instance_count, modalities";
+    let counted = sqlx::query(&format!(
+        "UPDATE dicom_studies SET instance_count = instance_count + 1, updated_at = $3 \
+         WHERE org_id = $1 AND study_instance_uid = $2 {COUNTS}"
+    ))
+    .bind(org)
+    .bind(study_instance_uid)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    let row = if new_series {
+        let modalities: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT DISTINCT modality FROM dicom_series WHERE org_id = $1 AND study_instance_uid = $2",
+        )
+        .bind(org)
+        .bind(study_instance_uid)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut modalities: Vec<String> = modalities.into_iter().flatten().collect();
+        modalities.sort();
+        modalities.dedup();
+        sqlx::query(&format!(
+            "UPDATE dicom_studies SET modalities = $3, series_count = (SELECT count(*) \
+             FROM dicom_series WHERE org_id = $1 AND study_instance_uid = $2) \
+             WHERE org_id = $1 AND study_instance_uid = $2 {COUNTS}"
+        ))
+        .bind(org)
+        .bind(study_instance_uid)
+        .bind(modalities.join("\\"))
+        .fetch_one(&mut **tx)
+        .await?
+    } else {
+        counted
+    };
+    let modalities: String = row.try_get("modalities")?;
+    Ok(StudyCounts {
+        series: row.try_get("series_count")?,
+        instances: row.try_get("instance_count")?,
+        modalities: modalities
+            .split('\\')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// The worklist study an instance belongs to.
+struct WorklistStudy {
+    id: StudyId,
+    api_key: Option<ApiKeyId>,
+}
+
+/// The organization's worklist study for the instance's Study Instance UID,
+/// seeded from the instance (and `enrichment`) when there is none; the
+/// seeded study's facts are answered too.
+async fn worklist_study(
+    tx: &mut Tx,
+    org: &str,
+    new: &IndexedInstance,
+    created_by_api_key: Option<&ApiKeyId>,
+    enrichment: &Enrichment,
+    now: i64,
+) -> Result<(WorklistStudy, Option<StudyFacts>), StoreError> {
+    let uid = &new.study.study_instance_uid;
+    if let Some(found) = find_worklist_study(tx, org, uid).await? {
+        return Ok((found, None));
+    }
+    let description = enrichment
+        .description
+        .clone()
+        .unwrap_or_else(|| new.worklist_description());
+    let metadata = serde_json::to_string(&enrichment.metadata)
+        .map_err(|e| StoreError::Corrupt(format!("enrichment metadata: {e}")))?;
+    let severity = enrichment.severity.unwrap_or(Severity::Normal);
+    let id = StudyId::generate();
+    let seeded = sqlx::query(
+        "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
+         severity, viewer_status, is_cancelled, created_by_api_key_id, express_customer_id, metadata, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'incomplete', $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING",
+    )
+    .bind(org)
+    .bind(id.as_str())
+    .bind(uid)
+    .bind(&description)
+    .bind(description.to_lowercase())
+    .bind(severity.as_str())
+    .bind(false)
+    .bind(created_by_api_key.map(|k| k.to_string()))
+    .bind(enrichment.express_customer_id.clone())
+    .bind(metadata)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if seeded.rows_affected() == 0 {
+        // Created meanwhile (through the API, or another sender).
+        let found = find_worklist_study(tx, org, uid)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a worklist study vanished".into()))?;
+        return Ok((found, None));
+    }
+    let facts = StudyFacts {
+        id: id.clone(),
+        study_instance_uid: uid.clone(),
+        description,
+        severity,
+        viewer_status: ViewerStatus::Incomplete,
+        is_cancelled: false,
+        assigned_to: None,
+        express_customer_id: enrichment.express_customer_id.clone(),
+        created_by_api_key_id: created_by_api_key.copied(),
+    };
+    let study = WorklistStudy {
+        id,
+        api_key: created_by_api_key.copied(),
+    };
+    Ok((study, Some(facts)))
+}
+
+async fn find_worklist_study(
+    tx: &mut Tx,
+    org: &str,
+    study_instance_uid: &str,
+) -> Result<Option<WorklistStudy>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT id, created_by_api_key_id FROM studies WHERE org_id = $1 AND study_instance_uid = $2",
+    )
+    .bind(org)
+    .bind(study_instance_uid)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let api_key = row
+        .try_get::<Option<String>, _>("created_by_api_key_id")?
+        .map(|k| ApiKeyId::parse(&k))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some(WorklistStudy {
+        id: StudyId::from_trusted(row.try_get("id")?),
+        api_key,
+    }))
 }

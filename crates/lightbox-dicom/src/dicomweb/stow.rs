@@ -143,7 +143,7 @@ async fn store_part(
         }
     };
     let meta = parsed.meta.clone();
-    let mut spool = match ingest.spool(parsed.meta).await {
+    let mut spool = match ingest.spool(parsed.meta) {
         Ok(spool) => spool,
         Err(e) => {
             drain(&mut field, max_body).await?;

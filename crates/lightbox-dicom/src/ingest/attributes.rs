@@ -6,10 +6,10 @@
 use super::charset;
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
 use lightbox_domain::dicom::{IndexedInstance, InstanceRecord, SeriesAttributes, StudyAttributes};
 use serde_json::{Map, Value};
-use std::path::Path;
 
 /// Binary values longer than this (as base64) are not kept inline in the
 /// stored JSON; WADO-RS names them with a BulkDataURI instead.
@@ -73,12 +73,13 @@ pub struct Read {
     pub sop_class_uid: String,
 }
 
-/// Reads the Part 10 file at `path` up to Pixel Data. UIDs must be present
-/// and valid DICOM UIDs; everything else is optional.
-pub fn read(path: &Path) -> Result<Read, AttributeError> {
+/// Reads a Part 10 file (preamble first) up to Pixel Data. UIDs must be
+/// present and valid DICOM UIDs; everything else is optional.
+pub fn read(file: impl std::io::Read) -> Result<Read, AttributeError> {
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
-        .open_file(path)
+        .read_preamble(ReadPreamble::Always)
+        .from_reader(file)
         .map_err(|e| AttributeError::Unreadable(e.to_string()))?;
     let data: &InMemDicomObject = &obj;
     let uid = |tag: Tag, name: &str| -> Result<String, AttributeError> {

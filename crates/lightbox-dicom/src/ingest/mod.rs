@@ -212,8 +212,12 @@ impl Ingest {
     }
 
     /// Starts spooling a data set described by `meta`.
-    pub async fn spool(&self, meta: MetaInfo) -> Result<Spool, IngestError> {
-        Ok(Spool::create(&self.config.spool_dir, meta, self.config.max_instance_bytes).await?)
+    pub fn spool(&self, meta: MetaInfo) -> Result<Spool, IngestError> {
+        Ok(Spool::create(
+            &self.config.spool_dir,
+            meta,
+            self.config.max_instance_bytes,
+        )?)
     }
 
     /// Checks, stores and indexes a complete spool.
@@ -247,20 +251,13 @@ impl Ingest {
         delivery: &Delivery,
         spool: Spool,
     ) -> Result<Outcome, IngestError> {
-        let spooled = spool.finish().await?;
-        let checked = {
-            let path = spooled.path.path().to_owned();
-            let (meta, data_start, file_len) =
-                (spooled.meta.clone(), spooled.data_start, spooled.file_len);
-            let max = self.config.max_instance_bytes;
-            let dir = self.config.spool_dir.clone();
-            tokio::task::spawn_blocking(move || {
-                check(&path, &meta, data_start, file_len, max, &dir)
-            })
-            .await
-            .map_err(|e| IngestError::Storage(format!("checking: {e}")))??
-        };
-        let mut indexed = checked;
+        let max = self.config.max_instance_bytes;
+        let dir = self.config.spool_dir.clone();
+        // Checked on the thread that synced it, from memory when it is there.
+        let (spooled, checked) = spool
+            .finish(move |spooled, bytes| check(spooled, bytes, max, &dir))
+            .await?;
+        let mut indexed = checked?;
         let ids = InstanceIds {
             study_instance_uid: indexed.study.study_instance_uid.clone(),
             series_instance_uid: indexed.series.series_instance_uid.clone(),
@@ -454,29 +451,42 @@ fn sweep_spool(dir: &Path, age: Duration) -> usize {
     removed
 }
 
-/// Checks a spooled file (blocking: it reads the file) and reads what the
-/// index needs. A deflated data set is inflated first, into a temporary file
-/// and no further than the size cap.
+/// Checks a spooled file (blocking: it may read the file) and reads what the
+/// index needs; `bytes` is the whole file when the spool still had it in
+/// memory. A deflated data set is inflated first, into a temporary file and
+/// no further than the size cap.
 fn check(
-    path: &Path,
-    meta: &MetaInfo,
-    data_start: u64,
-    file_len: u64,
+    spooled: &spool::Spooled,
+    bytes: Option<&[u8]>,
     max_inflated: u64,
     spool_dir: &Path,
 ) -> Result<IndexedInstance, IngestError> {
-    let inflated;
-    let (readable, data_start, file_len, encoding) = if meta.transfer_syntax_uid == DEFLATED {
-        inflated = inflate(path, data_start, max_inflated, spool_dir, meta)?;
-        let len = std::fs::metadata(inflated.path())
-            .map_err(|e| IngestError::Storage(e.to_string()))?
-            .len();
-        (
-            inflated.path().to_owned(),
+    let meta = &spooled.meta;
+    let storage = |e: std::io::Error| IngestError::Storage(e.to_string());
+    let unreadable = |e: attributes::AttributeError| match e {
+        attributes::AttributeError::Unreadable(m) | attributes::AttributeError::Invalid(m) => {
+            IngestError::Invalid(m)
+        }
+    };
+    let invalid = |e: layout::LayoutError| IngestError::Invalid(e.to_string());
+    let (pixels, read) = if meta.transfer_syntax_uid == DEFLATED {
+        let inflated = inflate(
+            spooled.path.path(),
+            spooled.data_start,
+            max_inflated,
+            spool_dir,
+            meta,
+        )?;
+        let open = || std::fs::File::open(inflated.path()).map_err(storage);
+        let len = open()?.metadata().map_err(storage)?.len();
+        let pixels = layout::pixel_data(
+            std::io::BufReader::new(open()?),
             inflated.data_start,
             len,
             layout::Encoding::ExplicitLittle,
         )
+        .map_err(invalid)?;
+        (pixels, attributes::read(open()?).map_err(unreadable)?)
     } else {
         let encoding = layout::Encoding::of(&meta.transfer_syntax_uid).ok_or_else(|| {
             IngestError::Invalid(format!(
@@ -484,21 +494,23 @@ fn check(
                 meta.transfer_syntax_uid
             ))
         })?;
-        (path.to_owned(), data_start, file_len, encoding)
-    };
-    let file = std::fs::File::open(&readable).map_err(|e| IngestError::Storage(e.to_string()))?;
-    let pixels = layout::pixel_data(
-        std::io::BufReader::new(file),
-        data_start,
-        file_len,
-        encoding,
-    )
-    .map_err(|e| IngestError::Invalid(e.to_string()))?;
-    let read = attributes::read(&readable).map_err(|e| match e {
-        attributes::AttributeError::Unreadable(m) | attributes::AttributeError::Invalid(m) => {
-            IngestError::Invalid(m)
+        let (start, end) = (spooled.data_start, spooled.file_len);
+        match bytes {
+            Some(bytes) => (
+                layout::pixel_data(std::io::Cursor::new(bytes), start, end, encoding)
+                    .map_err(invalid)?,
+                attributes::read(bytes).map_err(unreadable)?,
+            ),
+            None => {
+                let open = || std::fs::File::open(spooled.path.path()).map_err(storage);
+                (
+                    layout::pixel_data(std::io::BufReader::new(open()?), start, end, encoding)
+                        .map_err(invalid)?,
+                    attributes::read(open()?).map_err(unreadable)?,
+                )
+            }
         }
-    })?;
+    };
     let mut indexed = read.indexed;
     if indexed.instance.sop_instance_uid != meta.sop_instance_uid.trim_end_matches('\0') {
         return Err(IngestError::Mismatch(format!(

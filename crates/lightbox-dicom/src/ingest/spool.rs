@@ -1,14 +1,19 @@
-//! An instance on its way in: a Part 10 file being written to local disk,
-//! our file meta first, then the data set bytes exactly as the sender sent
-//! them, hashed and counted as they pass. Over the size cap the bytes are
-//! counted and dropped (the sender still gets its answer); a spool that is
-//! dropped unfinished (an abort, a closed socket) deletes its file, so an
-//! instance cut off mid-transfer leaves nothing behind.
+//! An instance on its way in: a Part 10 file, our file meta first, then the
+//! data set bytes exactly as the sender sent them, hashed and counted as
+//! they pass. The bytes stay in memory up to [`SPILL`] and go to disk in
+//! one blocking call (write, sync, and whatever the caller does next with
+//! them), so a typical instance costs one trip to a blocking thread rather
+//! than one per buffer; a larger one is written out [`SPILL`] at a time.
+//! Over the size cap the bytes are counted and dropped (the sender still
+//! gets its answer); a spool that is dropped unfinished (an abort, a closed
+//! socket) deletes its file, so an instance cut off mid-transfer leaves
+//! nothing behind.
 
 use dicom_object::meta::FileMetaTableBuilder;
 use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
 
 /// Lightbox's implementation class UID (UUID-derived, PS3.5 B.2), written
 /// into the file meta of every stored instance.
@@ -17,6 +22,11 @@ pub const IMPLEMENTATION_VERSION_NAME: &str = "LIGHTBOX";
 
 /// Names of spool files start with this, so sweeps touch only ours.
 pub const SPOOL_PREFIX: &str = "dicom-spool-";
+
+/// Bytes held in memory before they go to disk: most instances (a CT or
+/// MR slice is 0.1–1 MiB) are written in one call. Per instance in flight,
+/// so at most this times the associations and STOW parts being received.
+pub const SPILL: usize = 2 * 1024 * 1024;
 
 /// What the file meta says about the data set that follows.
 #[derive(Debug, Clone)]
@@ -28,8 +38,11 @@ pub struct MetaInfo {
 }
 
 pub struct Spool {
-    path: Option<PathBuf>,
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    dir: PathBuf,
+    /// The file, once something has been written to it.
+    file: Option<(SpoolPath, File)>,
+    /// Bytes not yet written: the file meta first, then data set bytes.
+    pending: Vec<u8>,
     hasher: Sha256,
     meta: MetaInfo,
     /// Where the data set starts in the file.
@@ -88,9 +101,6 @@ pub enum SpoolError {
     Io(#[from] std::io::Error),
 }
 
-/// Bytes buffered before they go to disk.
-const WRITE_BUFFER: usize = 1024 * 1024;
-
 /// The preamble, `DICM` and the file meta Lightbox writes for `meta`.
 pub fn part10_head(meta: &MetaInfo) -> Result<Vec<u8>, SpoolError> {
     let mut builder = FileMetaTableBuilder::new()
@@ -113,27 +123,50 @@ pub fn part10_head(meta: &MetaInfo) -> Result<Vec<u8>, SpoolError> {
     Ok(head)
 }
 
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SpoolError> + Send + 'static,
+) -> Result<T, SpoolError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SpoolError::Io(std::io::Error::other(e)))?
+}
+
+/// Appends `bytes` to the spool file, creating it in `dir` first if need be.
+fn write_out(
+    dir: &Path,
+    file: Option<(SpoolPath, File)>,
+    bytes: &[u8],
+) -> Result<(SpoolPath, File), SpoolError> {
+    let (path, mut file) = match file {
+        Some(open) => open,
+        None => {
+            let path = dir.join(format!("{SPOOL_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+            let file = File::create(&path)?;
+            (SpoolPath::from(path), file)
+        }
+    };
+    file.write_all(bytes)?;
+    Ok((path, file))
+}
+
 impl Spool {
-    /// Starts a spool file in `dir` with the file meta for `meta`.
-    pub async fn create(
-        dir: &Path,
-        meta: MetaInfo,
-        max_data_len: u64,
-    ) -> Result<Spool, SpoolError> {
+    /// Starts a spool for `meta`; its file in `dir` is created when the
+    /// first bytes are written out.
+    pub fn create(dir: &Path, meta: MetaInfo, max_data_len: u64) -> Result<Spool, SpoolError> {
         let head = part10_head(&meta)?;
-        let path = dir.join(format!("{SPOOL_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-        let file = tokio::fs::File::create(&path).await?;
-        let mut spool = Spool {
-            path: Some(path),
-            file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file),
+        let mut pending = Vec::with_capacity(64 * 1024);
+        pending.extend_from_slice(&head);
+        Ok(Spool {
+            dir: dir.to_owned(),
+            file: None,
+            pending,
             hasher: Sha256::new(),
             meta,
             data_start: head.len() as u64,
             data_len: 0,
             max_data_len,
-        };
-        spool.file.write_all(&head).await?;
-        Ok(spool)
+        })
     }
 
     /// Appends data set bytes. Past the cap, bytes are only counted.
@@ -142,13 +175,29 @@ impl Spool {
         self.data_len += bytes.len() as u64;
         if self.data_len > self.max_data_len {
             if within {
-                // Free the disk now; the rest is counted and dropped.
-                self.file.get_mut().set_len(0).await?;
+                // Free the memory and the disk now; the rest is counted and dropped.
+                self.pending = Vec::new();
+                if let Some((path, file)) = self.file.take() {
+                    drop(file);
+                    drop(path);
+                }
             }
             return Ok(());
         }
         self.hasher.update(bytes);
-        self.file.write_all(bytes).await?;
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= SPILL {
+            let (dir, file) = (self.dir.clone(), self.file.take());
+            let pending = std::mem::take(&mut self.pending);
+            let (open, mut pending) = blocking(move || {
+                let open = write_out(&dir, file, &pending)?;
+                Ok((open, pending))
+            })
+            .await?;
+            pending.clear();
+            self.file = Some(open);
+            self.pending = pending;
+        }
         Ok(())
     }
 
@@ -156,32 +205,39 @@ impl Spool {
         self.data_len > self.max_data_len
     }
 
-    /// Flushes and syncs the file: after this it survives a crash.
-    pub async fn finish(mut self) -> Result<Spooled, SpoolError> {
-        let path = SpoolPath(self.path.take());
+    /// Writes what is left and syncs the file (after this it survives a
+    /// crash), then runs `then` on the same blocking thread with the synced
+    /// file and, when the whole file was still in memory, its bytes (so
+    /// `then` need not read it back).
+    pub async fn finish<T: Send + 'static>(
+        mut self,
+        then: impl FnOnce(&Spooled, Option<&[u8]>) -> T + Send + 'static,
+    ) -> Result<(Spooled, T), SpoolError> {
         if self.over_limit() {
             return Err(SpoolError::TooLarge {
                 max: self.max_data_len,
             });
         }
-        self.file.flush().await?;
-        self.file.get_mut().sync_all().await?;
-        let hasher = std::mem::take(&mut self.hasher);
-        Ok(Spooled {
-            path,
-            meta: self.meta.clone(),
-            data_start: self.data_start,
-            file_len: self.data_start + self.data_len,
-            sha256: hex::encode(hasher.finalize()),
+        let (dir, file) = (self.dir.clone(), self.file.take());
+        let pending = std::mem::take(&mut self.pending);
+        let (meta, data_start) = (self.meta.clone(), self.data_start);
+        let file_len = data_start + self.data_len;
+        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        blocking(move || {
+            let whole = file.is_none();
+            let (path, file) = write_out(&dir, file, &pending)?;
+            file.sync_all()?;
+            let spooled = Spooled {
+                path,
+                meta,
+                data_start,
+                file_len,
+                sha256,
+            };
+            let after = then(&spooled, whole.then_some(&pending[..]));
+            Ok((spooled, after))
         })
-    }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            let _ = std::fs::remove_file(path);
-        }
+        .await
     }
 }
 
@@ -201,11 +257,19 @@ mod tests {
     #[tokio::test]
     async fn a_finished_spool_is_a_part10_file_with_the_bytes_as_sent() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::create(dir.path(), meta(), 100).await.unwrap();
+        let mut spool = Spool::create(dir.path(), meta(), 100).unwrap();
         spool.write(b"abc").await.unwrap();
         spool.write(b"def").await.unwrap();
-        let done = spool.finish().await.unwrap();
+        let (done, in_memory) = spool
+            .finish(|_, bytes| bytes.map(<[u8]>::to_vec))
+            .await
+            .unwrap();
         let bytes = std::fs::read(done.path.path()).unwrap();
+        assert_eq!(
+            in_memory.as_deref(),
+            Some(&bytes[..]),
+            "handed over as written"
+        );
         assert_eq!(&bytes[128..132], b"DICM");
         assert_eq!(&bytes[done.data_start as usize..], b"abcdef");
         assert_eq!(done.file_len, bytes.len() as u64);
@@ -221,14 +285,52 @@ mod tests {
     #[tokio::test]
     async fn over_the_cap_the_spool_fails_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::create(dir.path(), meta(), 4).await.unwrap();
+        let mut spool = Spool::create(dir.path(), meta(), 4).unwrap();
         spool.write(b"abc").await.unwrap();
         spool.write(b"def").await.unwrap();
         assert!(spool.over_limit());
         assert!(matches!(
-            spool.finish().await,
+            spool.finish(|_, _| ()).await,
             Err(SpoolError::TooLarge { max: 4 })
         ));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_spool_larger_than_memory_holds_is_written_out_as_it_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk: Vec<u8> = (0..=255u8).cycle().take(700 * 1024).collect();
+        let mut spool = Spool::create(dir.path(), meta(), u64::MAX).unwrap();
+        let mut sent = Vec::new();
+        for _ in 0..(SPILL / chunk.len() + 2) {
+            spool.write(&chunk).await.unwrap();
+            sent.extend_from_slice(&chunk);
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "written out before the end"
+        );
+        let (done, in_memory) = spool.finish(|_, bytes| bytes.is_some()).await.unwrap();
+        assert!(!in_memory, "not all of it was in memory at the end");
+        let bytes = std::fs::read(done.path.path()).unwrap();
+        assert_eq!(&bytes[done.data_start as usize..], &sent[..]);
+        assert_eq!(done.sha256, hex::encode(Sha256::digest(&sent)));
+    }
+
+    #[tokio::test]
+    async fn going_over_the_cap_after_writing_out_removes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = vec![7u8; SPILL];
+        let mut spool = Spool::create(dir.path(), meta(), SPILL as u64 + 10).unwrap();
+        spool.write(&chunk).await.unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        spool.write(&chunk).await.unwrap();
+        assert!(spool.over_limit());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(matches!(
+            spool.finish(|_, _| ()).await,
+            Err(SpoolError::TooLarge { .. })
+        ));
     }
 }

@@ -284,7 +284,7 @@ async fn start(
         transfer_syntax_uid: ts,
         source_ae_title: calling,
     };
-    match ingest.spool(meta).await {
+    match ingest.spool(meta) {
         Ok(spool) => request.spool = Some(spool),
         Err(e) => {
             tracing::warn!(error = %e, "dicom: cannot start an instance");
