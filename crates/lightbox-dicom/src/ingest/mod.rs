@@ -462,31 +462,20 @@ fn check(
     spool_dir: &Path,
 ) -> Result<IndexedInstance, IngestError> {
     let meta = &spooled.meta;
-    let storage = |e: std::io::Error| IngestError::Storage(e.to_string());
-    let unreadable = |e: attributes::AttributeError| match e {
-        attributes::AttributeError::Unreadable(m) | attributes::AttributeError::Invalid(m) => {
-            IngestError::Invalid(m)
-        }
-    };
-    let invalid = |e: layout::LayoutError| IngestError::Invalid(e.to_string());
-    let (pixels, read) = if meta.transfer_syntax_uid == DEFLATED {
-        let inflated = inflate(
+    let inflated;
+    let (file, start, end, encoding) = if meta.transfer_syntax_uid == DEFLATED {
+        inflated = inflate(
             spooled.path.path(),
             spooled.data_start,
             max_inflated,
             spool_dir,
             meta,
         )?;
-        let open = || std::fs::File::open(inflated.path()).map_err(storage);
-        let len = open()?.metadata().map_err(storage)?.len();
-        let pixels = layout::pixel_data(
-            std::io::BufReader::new(open()?),
-            inflated.data_start,
-            len,
-            layout::Encoding::ExplicitLittle,
-        )
-        .map_err(invalid)?;
-        (pixels, attributes::read(open()?).map_err(unreadable)?)
+        let len = std::fs::metadata(inflated.path())
+            .map_err(|e| IngestError::Storage(e.to_string()))?
+            .len();
+        let explicit = layout::Encoding::ExplicitLittle;
+        (inflated.path(), inflated.data_start, len, explicit)
     } else {
         let encoding = layout::Encoding::of(&meta.transfer_syntax_uid).ok_or_else(|| {
             IngestError::Invalid(format!(
@@ -494,22 +483,25 @@ fn check(
                 meta.transfer_syntax_uid
             ))
         })?;
-        let (start, end) = (spooled.data_start, spooled.file_len);
-        match bytes {
-            Some(bytes) => (
-                layout::pixel_data(std::io::Cursor::new(bytes), start, end, encoding)
-                    .map_err(invalid)?,
-                attributes::read(bytes).map_err(unreadable)?,
-            ),
-            None => {
-                let open = || std::fs::File::open(spooled.path.path()).map_err(storage);
-                (
-                    layout::pixel_data(std::io::BufReader::new(open()?), start, end, encoding)
-                        .map_err(invalid)?,
-                    attributes::read(open()?).map_err(unreadable)?,
-                )
-            }
-        }
+        (
+            spooled.path.path(),
+            spooled.data_start,
+            spooled.file_len,
+            encoding,
+        )
+    };
+    let (pixels, read) = match bytes.filter(|_| meta.transfer_syntax_uid != DEFLATED) {
+        Some(bytes) => parse(|| Ok(std::io::Cursor::new(bytes)), start, end, encoding)?,
+        None => parse(
+            || {
+                std::fs::File::open(file)
+                    .map(std::io::BufReader::new)
+                    .map_err(|e| IngestError::Storage(e.to_string()))
+            },
+            start,
+            end,
+            encoding,
+        )?,
     };
     let mut indexed = read.indexed;
     if indexed.instance.sop_instance_uid != meta.sop_instance_uid.trim_end_matches('\0') {
@@ -541,6 +533,24 @@ fn check(
         }
     }
     Ok(indexed)
+}
+
+/// Walks the Part 10 file that `open` reads (from its start) checking every
+/// length, and reads its attributes.
+fn parse<R: std::io::Read + std::io::Seek>(
+    open: impl Fn() -> Result<R, IngestError>,
+    start: u64,
+    end: u64,
+    encoding: layout::Encoding,
+) -> Result<(Option<layout::PixelData>, attributes::Read), IngestError> {
+    let pixels = layout::pixel_data(open()?, start, end, encoding)
+        .map_err(|e| IngestError::Invalid(e.to_string()))?;
+    let read = attributes::read(open()?).map_err(|e| match e {
+        attributes::AttributeError::Unreadable(m) | attributes::AttributeError::Invalid(m) => {
+            IngestError::Invalid(m)
+        }
+    })?;
+    Ok((pixels, read))
 }
 
 /// An inflated copy of a deflated data set, as an Explicit VR Little Endian
