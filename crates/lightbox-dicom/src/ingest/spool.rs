@@ -4,6 +4,16 @@
 //! one blocking call (write, sync, and whatever the caller does next with
 //! them), so a typical instance costs one trip to a blocking thread rather
 //! than one per buffer; a larger one is written out [`SPILL`] at a time.
+//!
+//! On Linux the file is written with `O_DIRECT`, from a block-aligned
+//! buffer the spool reuses, whole blocks at a time (the last one padded,
+//! then the file cut to its length): the bytes go to the disk without being
+//! copied into the page cache first. That copy was the largest single cost
+//! of ingest (perf: 42 % of the receiver's CPU for 2 MiB instances); on a
+//! VM whose host backs guest memory lazily, every fresh page-cache page is
+//! a fault on the host. Where `O_DIRECT` is refused (tmpfs), the file is
+//! written through the page cache.
+//!
 //! Over the size cap the bytes are counted and dropped (the sender still
 //! gets its answer); a spool that is dropped unfinished (an abort, a closed
 //! socket) deletes its file, so an instance cut off mid-transfer leaves
@@ -40,15 +50,89 @@ pub struct MetaInfo {
 pub struct Spool {
     dir: PathBuf,
     /// The file, once something has been written to it.
-    file: Option<(SpoolPath, File)>,
-    /// Bytes not yet written: the file meta first, then data set bytes.
+    out: Option<Out>,
+    /// Bytes not yet written (the file meta first, then data set bytes),
+    /// from `pending[start..]`; `start` puts them on a block boundary. Its
+    /// capacity is fixed ([`CAPACITY`]): it never moves.
     pending: Vec<u8>,
+    start: usize,
     hasher: Sha256,
     meta: MetaInfo,
     /// Where the data set starts in the file.
     data_start: u64,
     data_len: u64,
     max_data_len: u64,
+}
+
+/// The disk block `O_DIRECT` writes are aligned to (4096 covers 512-byte
+/// and 4K-sector disks).
+const BLOCK: usize = 4096;
+/// Room for [`SPILL`] bytes at a block boundary, plus the last block's padding.
+const CAPACITY: usize = SPILL + 2 * BLOCK;
+
+/// An open spool file.
+struct Out {
+    path: SpoolPath,
+    file: File,
+    /// Written with `O_DIRECT`: whole aligned blocks only.
+    direct: bool,
+}
+
+impl Out {
+    fn create(dir: &Path, aligned: bool) -> Result<Out, SpoolError> {
+        let path = dir.join(format!("{SPOOL_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(target_os = "linux")]
+        if aligned {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut direct = options.clone();
+            match direct.custom_flags(libc::O_DIRECT).open(&path) {
+                Ok(file) => {
+                    return Ok(Out {
+                        path: SpoolPath::from(path),
+                        file,
+                        direct: true,
+                    })
+                }
+                // tmpfs and some others refuse O_DIRECT.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let _ = aligned;
+        let file = options.open(&path)?;
+        Ok(Out {
+            path: SpoolPath::from(path),
+            file,
+            direct: false,
+        })
+    }
+
+    /// Writes `pending[start..]`. Unless `last`, it is emptied, except that
+    /// with `O_DIRECT` only whole blocks are written and the rest is kept at
+    /// `start`. The `last` write (padded with zeros to a whole block for
+    /// `O_DIRECT`: the caller cuts the file to its length) leaves the bytes
+    /// in `pending` for whoever reads them next.
+    fn write(&mut self, pending: &mut Vec<u8>, start: usize, last: bool) -> Result<(), SpoolError> {
+        let len = pending.len() - start;
+        if !self.direct {
+            self.file.write_all(&pending[start..])?;
+            if !last {
+                pending.truncate(start);
+            }
+        } else if last {
+            pending.resize(start + len.div_ceil(BLOCK) * BLOCK, 0);
+            self.file.write_all(&pending[start..])?;
+            pending.truncate(start + len);
+        } else {
+            let whole = len / BLOCK * BLOCK;
+            self.file.write_all(&pending[start..start + whole])?;
+            pending.copy_within(start + whole.., start);
+            pending.truncate(start + len - whole);
+        }
+        Ok(())
+    }
 }
 
 /// A complete spool file, synced to disk.
@@ -132,22 +216,15 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| SpoolError::Io(std::io::Error::other(e)))?
 }
 
-/// Appends `bytes` to the spool file, creating it in `dir` first if need be.
-fn write_out(
-    dir: &Path,
-    file: Option<(SpoolPath, File)>,
-    bytes: &[u8],
-) -> Result<(SpoolPath, File), SpoolError> {
-    let (path, mut file) = match file {
-        Some(open) => open,
-        None => {
-            let path = dir.join(format!("{SPOOL_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-            let file = File::create(&path)?;
-            (SpoolPath::from(path), file)
-        }
-    };
-    file.write_all(bytes)?;
-    Ok((path, file))
+/// An empty buffer of [`CAPACITY`] and where in it a block boundary is
+/// (0 when there is none to be found: the file then goes through the page
+/// cache).
+fn aligned_buffer() -> (Vec<u8>, usize) {
+    let mut buffer: Vec<u8> = Vec::with_capacity(CAPACITY);
+    let start = buffer.as_ptr().align_offset(BLOCK);
+    let start = if start < BLOCK { start } else { 0 };
+    buffer.resize(start, 0);
+    (buffer, start)
 }
 
 impl Spool {
@@ -155,18 +232,23 @@ impl Spool {
     /// first bytes are written out.
     pub fn create(dir: &Path, meta: MetaInfo, max_data_len: u64) -> Result<Spool, SpoolError> {
         let head = part10_head(&meta)?;
-        let mut pending = Vec::with_capacity(64 * 1024);
+        let (mut pending, start) = aligned_buffer();
         pending.extend_from_slice(&head);
         Ok(Spool {
             dir: dir.to_owned(),
-            file: None,
+            out: None,
             pending,
+            start,
             hasher: Sha256::new(),
             meta,
             data_start: head.len() as u64,
             data_len: 0,
             max_data_len,
         })
+    }
+
+    fn aligned(&self) -> bool {
+        self.pending.as_ptr().wrapping_add(self.start) as usize % BLOCK == 0
     }
 
     /// Appends data set bytes. Past the cap, bytes are only counted.
@@ -177,27 +259,40 @@ impl Spool {
             if within {
                 // Free the memory and the disk now; the rest is counted and dropped.
                 self.pending = Vec::new();
-                if let Some((path, file)) = self.file.take() {
-                    drop(file);
-                    drop(path);
-                }
+                self.out = None;
             }
             return Ok(());
         }
         self.hasher.update(bytes);
-        self.pending.extend_from_slice(bytes);
-        if self.pending.len() >= SPILL {
-            let (dir, file) = (self.dir.clone(), self.file.take());
-            let pending = std::mem::take(&mut self.pending);
-            let (open, mut pending) = blocking(move || {
-                let open = write_out(&dir, file, &pending)?;
-                Ok((open, pending))
-            })
-            .await?;
-            pending.clear();
-            self.file = Some(open);
-            self.pending = pending;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = SPILL - (self.pending.len() - self.start);
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.pending.extend_from_slice(now);
+            rest = later;
+            if self.pending.len() - self.start >= SPILL {
+                self.spill().await?;
+            }
         }
+        Ok(())
+    }
+
+    /// Writes out what is pending (whole blocks of it, with `O_DIRECT`).
+    async fn spill(&mut self) -> Result<(), SpoolError> {
+        let (dir, aligned, start) = (self.dir.clone(), self.aligned(), self.start);
+        let out = self.out.take();
+        let mut pending = std::mem::take(&mut self.pending);
+        let (out, pending) = blocking(move || {
+            let mut out = match out {
+                Some(out) => out,
+                None => Out::create(&dir, aligned)?,
+            };
+            out.write(&mut pending, start, false)?;
+            Ok((out, pending))
+        })
+        .await?;
+        self.out = Some(out);
+        self.pending = pending;
         Ok(())
     }
 
@@ -218,23 +313,31 @@ impl Spool {
                 max: self.max_data_len,
             });
         }
-        let (dir, file) = (self.dir.clone(), self.file.take());
-        let pending = std::mem::take(&mut self.pending);
+        let (dir, aligned, start) = (self.dir.clone(), self.aligned(), self.start);
+        let out = self.out.take();
+        let mut pending = std::mem::take(&mut self.pending);
         let (meta, data_start) = (self.meta.clone(), self.data_start);
         let file_len = data_start + self.data_len;
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
         blocking(move || {
-            let whole = file.is_none();
-            let (path, file) = write_out(&dir, file, &pending)?;
-            file.sync_all()?;
+            let whole = out.is_none();
+            let mut out = match out {
+                Some(out) => out,
+                None => Out::create(&dir, aligned)?,
+            };
+            out.write(&mut pending, start, true)?;
+            if out.direct {
+                out.file.set_len(file_len)?;
+            }
+            out.file.sync_all()?;
             let spooled = Spooled {
-                path,
+                path: out.path,
                 meta,
                 data_start,
                 file_len,
                 sha256,
             };
-            let after = then(&spooled, whole.then_some(&pending[..]));
+            let after = then(&spooled, whole.then_some(&pending[start..]));
             Ok((spooled, after))
         })
         .await
@@ -332,5 +435,33 @@ mod tests {
             spool.finish(|_, _| ()).await,
             Err(SpoolError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn direct_or_not_the_file_holds_exactly_the_bytes_written() {
+        let sent: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for aligned in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut out = Out::create(dir.path(), aligned).unwrap();
+            if !aligned {
+                assert!(!out.direct);
+            }
+            let (mut pending, start) = aligned_buffer();
+            pending.extend_from_slice(&sent[..6000]);
+            out.write(&mut pending, start, false).unwrap();
+            let kept = if out.direct { 6000 - BLOCK } else { 0 };
+            assert_eq!(pending.len() - start, kept, "direct: {}", out.direct);
+            pending.extend_from_slice(&sent[6000..]);
+            out.write(&mut pending, start, true).unwrap();
+            assert_eq!(
+                &pending[start..],
+                &sent[6000 - kept..],
+                "the last bytes stay"
+            );
+            if out.direct {
+                out.file.set_len(sent.len() as u64).unwrap();
+            }
+            assert_eq!(std::fs::read(out.path.path()).unwrap(), sent);
+        }
     }
 }
