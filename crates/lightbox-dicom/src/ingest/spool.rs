@@ -123,15 +123,30 @@ impl Out {
             }
         } else if last {
             pending.resize(start + len.div_ceil(BLOCK) * BLOCK, 0);
-            self.file.write_all(&pending[start..])?;
+            self.write_blocks(&pending[start..])?;
             pending.truncate(start + len);
         } else {
             let whole = len / BLOCK * BLOCK;
-            self.file.write_all(&pending[start..start + whole])?;
+            self.write_blocks(&pending[start..start + whole])?;
             pending.copy_within(start + whole.., start);
             pending.truncate(start + len - whole);
         }
         Ok(())
+    }
+
+    fn write_blocks(&mut self, blocks: &[u8]) -> Result<(), SpoolError> {
+        match self.file.write_all(blocks) {
+            // Opened with O_DIRECT but refused at the write (some FUSE and
+            // network filesystems): the rest goes through the page cache.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                self.file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(self.path.path())?;
+                self.direct = false;
+                Ok(self.file.write_all(blocks)?)
+            }
+            written => Ok(written?),
+        }
     }
 }
 
@@ -326,9 +341,8 @@ impl Spool {
                 None => Out::create(&dir, aligned)?,
             };
             out.write(&mut pending, start, true)?;
-            if out.direct {
-                out.file.set_len(file_len)?;
-            }
+            // Cuts O_DIRECT's padding of the last block.
+            out.file.set_len(file_len)?;
             out.file.sync_all()?;
             let spooled = Spooled {
                 path: out.path,
@@ -458,9 +472,7 @@ mod tests {
                 &sent[6000 - kept..],
                 "the last bytes stay"
             );
-            if out.direct {
-                out.file.set_len(sent.len() as u64).unwrap();
-            }
+            out.file.set_len(sent.len() as u64).unwrap();
             assert_eq!(std::fs::read(out.path.path()).unwrap(), sent);
         }
     }
