@@ -365,4 +365,23 @@ mod tests {
         assert!(!html.contains("<axial>"));
         assert!(html.contains("max=\"2\""));
     }
+
+    #[test]
+    fn images_are_headed_once() {
+        let render = |details: &[(&'static str, String)]| {
+            ViewerPage {
+                title: "Images",
+                details_html: details_html(details),
+                studies: vec![],
+                max_instances: MAX_INSTANCES,
+            }
+            .render()
+            .unwrap()
+        };
+        // The viewer's own page: its title says it.
+        assert_eq!(render(&[]).matches(">Images</h").count(), 1);
+        // A link's page: the heading parts its details from its images.
+        let linked = render(&[("Description", "Knee".into())]);
+        assert!(linked.contains("<h2>Images</h2>"), "{linked}");
+    }
 }
