@@ -375,8 +375,8 @@ impl BlobStore {
                 .map_err(std::io::Error::other)??
             }
             Backend::S3 { store, prefix } => {
-                let size = tokio::fs::metadata(path).await?.len();
                 use tokio::io::AsyncReadExt;
+                let size = tokio::fs::metadata(path).await?.len();
                 let location = Self::s3_path(prefix, key);
                 let mut file = tokio::fs::File::open(path).await?;
                 if size as usize <= S3_PART {

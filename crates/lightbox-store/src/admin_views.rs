@@ -37,11 +37,7 @@ pub struct SessionAccessFacts {
 fn summary(row: &sqlx::any::AnyRow) -> Result<DicomStudySummary, StoreError> {
     let modalities: String = row.try_get("modalities")?;
     Ok(DicomStudySummary {
-        modalities: modalities
-            .split('\\')
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        modalities: crate::dicom::modalities_of(&modalities),
         series_count: row.try_get("series_count")?,
         instance_count: row.try_get("instance_count")?,
         study_date: row.try_get("study_date")?,

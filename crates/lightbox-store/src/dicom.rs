@@ -365,6 +365,21 @@ impl Store {
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// `dicom_studies.modalities`: the distinct series modalities, sorted,
+/// joined with `\` (DICOM's multi-value separator).
+fn modalities_column(modalities: &[String]) -> String {
+    modalities.join("\\")
+}
+
+/// The modalities a `dicom_studies.modalities` value lists.
+pub(crate) fn modalities_of(column: &str) -> Vec<String> {
+    column
+        .split('\\')
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Counts one more instance in an existing series; answers the series'
 /// study, or `None` when the series is new.
 async fn count_in_series(
@@ -494,7 +509,7 @@ async fn count_in_study(
         ))
         .bind(org)
         .bind(study_instance_uid)
-        .bind(modalities.join("\\"))
+        .bind(modalities_column(&modalities))
         .fetch_one(&mut **tx)
         .await?
     } else {
@@ -504,11 +519,7 @@ async fn count_in_study(
     Ok(StudyCounts {
         series: row.try_get("series_count")?,
         instances: row.try_get("instance_count")?,
-        modalities: modalities
-            .split('\\')
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        modalities: modalities_of(&modalities),
     })
 }
 

@@ -877,11 +877,7 @@ fn read_row(row: &Row<'_>, shape: RowShape) -> Result<QidoRow, StoreError> {
             study_description: row.get("study_description")?,
             json: row.get("study_attributes")?,
         },
-        modalities: modalities
-            .split('\\')
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        modalities: crate::dicom::modalities_of(&modalities),
         series_count: row.get("study_series_count")?,
         instance_count: row.get("study_instance_count")?,
     };

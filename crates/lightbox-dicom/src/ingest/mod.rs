@@ -463,7 +463,9 @@ fn check(
 ) -> Result<IndexedInstance, IngestError> {
     let meta = &spooled.meta;
     let inflated;
-    let (file, start, end, encoding) = if meta.transfer_syntax_uid == DEFLATED {
+    // An inflated data set is read from its file; any other from memory
+    // when the spool still had it.
+    let (file, bytes, start, end, encoding) = if meta.transfer_syntax_uid == DEFLATED {
         inflated = inflate(
             spooled.path.path(),
             spooled.data_start,
@@ -475,7 +477,7 @@ fn check(
             .map_err(|e| IngestError::Storage(e.to_string()))?
             .len();
         let explicit = layout::Encoding::ExplicitLittle;
-        (inflated.path(), inflated.data_start, len, explicit)
+        (inflated.path(), None, inflated.data_start, len, explicit)
     } else {
         let encoding = layout::Encoding::of(&meta.transfer_syntax_uid).ok_or_else(|| {
             IngestError::Invalid(format!(
@@ -485,12 +487,13 @@ fn check(
         })?;
         (
             spooled.path.path(),
+            bytes,
             spooled.data_start,
             spooled.file_len,
             encoding,
         )
     };
-    let (pixels, read) = match bytes.filter(|_| meta.transfer_syntax_uid != DEFLATED) {
+    let (pixels, read) = match bytes {
         Some(bytes) => parse(|| Ok(std::io::Cursor::new(bytes)), start, end, encoding)?,
         None => parse(
             || {

@@ -79,6 +79,14 @@ struct Out {
 }
 
 impl Out {
+    /// `out`, or a new file in `dir` when nothing has been written yet.
+    fn or_create(out: Option<Out>, dir: &Path, aligned: bool) -> Result<Out, SpoolError> {
+        match out {
+            Some(out) => Ok(out),
+            None => Out::create(dir, aligned),
+        }
+    }
+
     fn create(dir: &Path, aligned: bool) -> Result<Out, SpoolError> {
         let path = dir.join(format!("{SPOOL_PREFIX}{}", uuid::Uuid::new_v4().simple()));
         let mut options = std::fs::OpenOptions::new();
@@ -298,10 +306,7 @@ impl Spool {
         let out = self.out.take();
         let mut pending = std::mem::take(&mut self.pending);
         let (out, pending) = blocking(move || {
-            let mut out = match out {
-                Some(out) => out,
-                None => Out::create(&dir, aligned)?,
-            };
+            let mut out = Out::or_create(out, &dir, aligned)?;
             out.write(&mut pending, start, false)?;
             Ok((out, pending))
         })
@@ -336,10 +341,7 @@ impl Spool {
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
         blocking(move || {
             let whole = out.is_none();
-            let mut out = match out {
-                Some(out) => out,
-                None => Out::create(&dir, aligned)?,
-            };
+            let mut out = Out::or_create(out, &dir, aligned)?;
             out.write(&mut pending, start, true)?;
             // Cuts O_DIRECT's padding of the last block.
             out.file.set_len(file_len)?;
