@@ -2,6 +2,9 @@
 //! and the study/series/instance rows that ingest writes in one transaction
 //! together with the worklist study they seed.
 
+use crate::exec::{self, Exec};
+use crate::sql::Sql;
+use crate::sqlite_reader::Row;
 use crate::{outbox, Store, StoreError};
 use lightbox_domain::dicom::{AeTitle, DicomPeer, IndexedInstance};
 use lightbox_domain::study::{Severity, ViewerStatus};
@@ -9,7 +12,7 @@ use lightbox_domain::webhook::{
     Enrichment, EventType, ImagesReceivedData, StudyEventData, StudyFacts,
 };
 use lightbox_domain::{ApiKeyId, Error, OrgId, StudyId, Timestamp};
-use sqlx::Row;
+use sqlx::Row as _;
 use std::time::Duration;
 
 /// Where one organization's associations are routed, and who may send.
@@ -239,9 +242,11 @@ impl Store {
     /// `study.images_received`, held until `quiet` passes without another.
     ///
     /// Every instance but the first of its series takes six statements
-    /// (a series is hundreds of instances, and each statement is a round
-    /// trip): count it in its series, insert it, count it in its study, find
-    /// the worklist study, the webhook endpoints, commit.
+    /// (a series is hundreds of instances): count it in its series, insert
+    /// it, count it in its study, find the worklist study, the webhook
+    /// endpoints, commit. On SQLite they run on one blocking thread through
+    /// rusqlite ([`SqliteWriter`](crate::exec::SqliteWriter)); on PostgreSQL
+    /// each is a round trip.
     pub async fn index_dicom_instance(
         &self,
         org_id: OrgId,
@@ -250,23 +255,93 @@ impl Store {
         enrichment: Option<&Enrichment>,
         quiet: Duration,
     ) -> Result<Indexed, Error> {
-        let org = org_id.to_string();
+        let job = IndexJob {
+            org_id,
+            org: org_id.to_string(),
+            new: new.clone(),
+            api_key: created_by_api_key.copied(),
+            enrichment: enrichment.cloned().unwrap_or_default(),
+            quiet,
+            now: Timestamp::now().millis(),
+        };
+        let done = match &self.sqlite_writer {
+            Some(writer) => {
+                // Holding sqlx's one write connection keeps the two writers
+                // from contending for SQLite's lock.
+                let _turn = self.write.acquire().await.map_err(StoreError::from)?;
+                writer.transaction(move |tx| exec::now(job.run(tx))).await?
+            }
+            None => {
+                let mut tx = self.begin_write().await?;
+                let done = job.run(&mut tx).await?;
+                match done {
+                    Some(_) => tx.commit().await,
+                    None => tx.rollback().await,
+                }
+                .map_err(StoreError::from)?;
+                done
+            }
+        };
+        let Some(done) = done else {
+            // Already indexed (by another sender meanwhile): its counts were rolled back.
+            let existing = self
+                .dicom_instance(org_id, &new.instance.sop_instance_uid)
+                .await?
+                .ok_or_else(|| Error::Internal("an instance vanished while indexing".into()))?;
+            return Ok(Indexed::AlreadyStored(existing));
+        };
+        self.events_queued(done.queued);
+        // Open worklists show the study the moment its first image lands, and
+        // its new counts as each series begins (not at every instance: a CT
+        // series is hundreds).
+        if done.seeded.is_some() || done.new_series {
+            self.study_changed(org_id, &done.worklist);
+        }
+        Ok(Indexed::Stored {
+            new_study: done.seeded,
+        })
+    }
+}
+
+/// One instance to index, owned so that SQLite's blocking thread can take it.
+struct IndexJob {
+    org_id: OrgId,
+    org: String,
+    new: IndexedInstance,
+    api_key: Option<ApiKeyId>,
+    enrichment: Enrichment,
+    quiet: Duration,
+    now: i64,
+}
+
+/// What indexing a new instance did, once committed.
+struct IndexDone {
+    worklist: StudyId,
+    /// The worklist study the instance created, if it did.
+    seeded: Option<StudyId>,
+    new_series: bool,
+    /// Webhook deliveries written.
+    queued: usize,
+}
+
+impl IndexJob {
+    /// The transaction's statements; `None` when the instance is already
+    /// indexed (the caller rolls back the counts taken before that was known).
+    async fn run<E: Exec>(&self, tx: &mut E) -> Result<Option<IndexDone>, Error> {
+        let (org, new, now) = (self.org.as_str(), &self.new, self.now);
         let (study, series, instance) = (&new.study, &new.series, &new.instance);
-        let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
         // A repeated instance rolls all of this back, so counting first is safe.
         let mut new_series = false;
-        let series_study = match count_in_series(&mut tx, &org, &series.series_instance_uid).await?
-        {
+        let series_study = match count_in_series(tx, org, &series.series_instance_uid).await? {
             Some(uid) => uid,
             None => {
-                insert_study(&mut tx, &org, new, now).await?;
-                new_series = insert_series(&mut tx, &org, new, now).await?;
+                insert_study(tx, org, new, now).await?;
+                new_series = insert_series(tx, org, new, now).await?;
                 if new_series {
                     study.study_instance_uid.clone()
                 } else {
                     // Another sender created it meanwhile.
-                    count_in_series(&mut tx, &org, &series.series_instance_uid)
+                    count_in_series(tx, org, &series.series_instance_uid)
                         .await?
                         .ok_or_else(|| Error::Internal("a series vanished while indexing".into()))?
                 }
@@ -281,56 +356,50 @@ impl Store {
                 ),
             ));
         }
-        let inserted = sqlx::query(
-            "INSERT INTO dicom_instances (org_id, sop_instance_uid, series_instance_uid, study_instance_uid, \
-             sop_class_uid, instance_number, pixel_rows, pixel_columns, bits_allocated, number_of_frames, \
-             transfer_syntax_uid, size_bytes, sha256, blob_key, pixel_data_offset, pixel_data_length, \
-             frames, metadata, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&org)
-        .bind(&instance.sop_instance_uid)
-        .bind(&series.series_instance_uid)
-        .bind(&study.study_instance_uid)
-        .bind(&instance.sop_class_uid)
-        .bind(instance.instance_number)
-        .bind(instance.rows)
-        .bind(instance.columns)
-        .bind(instance.bits_allocated)
-        .bind(instance.number_of_frames)
-        .bind(&instance.transfer_syntax_uid)
-        .bind(instance.size_bytes)
-        .bind(&instance.sha256)
-        .bind(&instance.blob_key)
-        .bind(instance.pixel_data_offset)
-        .bind(instance.pixel_data_length)
-        .bind(instance.frames.clone())
-        .bind(&instance.metadata)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        if inserted.rows_affected() == 0 {
-            tx.rollback().await.map_err(StoreError::from)?;
-            let existing = self
-                .dicom_instance(org_id, &instance.sop_instance_uid)
-                .await?
-                .ok_or_else(|| Error::Internal("an instance vanished while indexing".into()))?;
-            return Ok(Indexed::AlreadyStored(existing));
+        let inserted = tx
+            .execute(
+                Sql::new(
+                    "INSERT INTO dicom_instances (org_id, sop_instance_uid, series_instance_uid, \
+                     study_instance_uid, sop_class_uid, instance_number, pixel_rows, pixel_columns, \
+                     bits_allocated, number_of_frames, transfer_syntax_uid, size_bytes, sha256, \
+                     blob_key, pixel_data_offset, pixel_data_length, frames, metadata, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                     $17, $18, $19) ON CONFLICT DO NOTHING",
+                )
+                .arg(org)
+                .arg(&instance.sop_instance_uid)
+                .arg(&series.series_instance_uid)
+                .arg(&study.study_instance_uid)
+                .arg(&instance.sop_class_uid)
+                .arg(instance.instance_number)
+                .arg(instance.rows)
+                .arg(instance.columns)
+                .arg(instance.bits_allocated)
+                .arg(instance.number_of_frames)
+                .arg(&instance.transfer_syntax_uid)
+                .arg(instance.size_bytes)
+                .arg(&instance.sha256)
+                .arg(&instance.blob_key)
+                .arg(instance.pixel_data_offset)
+                .arg(instance.pixel_data_length)
+                .arg(instance.frames.clone())
+                .arg(&instance.metadata)
+                .arg(now),
+            )
+            .await?;
+        if inserted == 0 {
+            return Ok(None);
         }
-        let counts =
-            count_in_study(&mut tx, &org, &study.study_instance_uid, new_series, now).await?;
-        let enrichment = enrichment.cloned().unwrap_or_default();
+        let counts = count_in_study(tx, org, &study.study_instance_uid, new_series, now).await?;
         let (worklist, seeded) =
-            worklist_study(&mut tx, &org, new, created_by_api_key, &enrichment, now).await?;
+            worklist_study(tx, org, new, self.api_key.as_ref(), &self.enrichment, now).await?;
         let mut queued = 0;
         if let Some(created) = &seeded {
             // A study the images created is reported like one the API created.
             let event = StudyEventData::of(created, Timestamp::from_millis(now));
             queued += outbox::enqueue(
-                &mut tx,
-                org_id,
+                tx,
+                self.org_id,
                 created.created_by_api_key_id,
                 &[(EventType::StudyCreated, event)],
             )
@@ -349,21 +418,16 @@ impl Store {
             occurred_at: at,
         };
         queued +=
-            outbox::enqueue_images_received(&mut tx, org_id, worklist.api_key, data, quiet).await?;
-        self.commit_with_events(tx, queued).await?;
-        // Open worklists show the study the moment its first image lands, and
-        // its new counts as each series begins (not at every instance: a CT
-        // series is hundreds).
-        if seeded.is_some() || new_series {
-            self.study_changed(org_id, &worklist.id);
-        }
-        Ok(Indexed::Stored {
-            new_study: seeded.map(|s| s.id),
-        })
+            outbox::enqueue_images_received(tx, self.org_id, worklist.api_key, data, self.quiet)
+                .await?;
+        Ok(Some(IndexDone {
+            worklist: worklist.id,
+            seeded: seeded.map(|s| s.id),
+            new_series,
+            queued,
+        }))
     }
 }
-
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// `dicom_studies.modalities`: the distinct series modalities, sorted,
 /// joined with `\` (DICOM's multi-value separator).
@@ -382,84 +446,83 @@ pub(crate) fn modalities_of(column: &str) -> Vec<String> {
 
 /// Counts one more instance in an existing series; answers the series'
 /// study, or `None` when the series is new.
-async fn count_in_series(
-    tx: &mut Tx,
+async fn count_in_series<E: Exec>(
+    tx: &mut E,
     org: &str,
     series_instance_uid: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar(
+    let sql = Sql::new(
         "UPDATE dicom_series SET instance_count = instance_count + 1 \
          WHERE org_id = $1 AND series_instance_uid = $2 RETURNING study_instance_uid",
     )
-    .bind(org)
-    .bind(series_instance_uid)
-    .fetch_optional(&mut **tx)
-    .await?)
+    .arg(org)
+    .arg(series_instance_uid);
+    Ok(tx
+        .rows(sql, |row| row.get("study_instance_uid"))
+        .await?
+        .pop())
 }
 
 /// The study's row, from its first instance (kept if it exists).
-async fn insert_study(
-    tx: &mut Tx,
+async fn insert_study<E: Exec>(
+    tx: &mut E,
     org: &str,
     new: &IndexedInstance,
     now: i64,
 ) -> Result<(), StoreError> {
     let study = &new.study;
-    sqlx::query(
+    let sql = Sql::new(
         "INSERT INTO dicom_studies (org_id, study_instance_uid, patient_name, patient_name_search, \
          patient_id, patient_birth_date, patient_sex, study_date, study_time, accession_number, \
          referring_physician_name, study_id, study_description, attributes, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
          ON CONFLICT DO NOTHING",
     )
-    .bind(org)
-    .bind(&study.study_instance_uid)
-    .bind(study.patient_name.clone())
-    .bind(study.patient_name.as_ref().map(|n| n.to_uppercase()))
-    .bind(study.patient_id.clone())
-    .bind(study.patient_birth_date.clone())
-    .bind(study.patient_sex.clone())
-    .bind(study.study_date.clone())
-    .bind(study.study_time.clone())
-    .bind(study.accession_number.clone())
-    .bind(study.referring_physician_name.clone())
-    .bind(study.study_id.clone())
-    .bind(study.study_description.clone())
-    .bind(&study.json)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    .arg(org)
+    .arg(&study.study_instance_uid)
+    .arg(study.patient_name.clone())
+    .arg(study.patient_name.as_ref().map(|n| n.to_uppercase()))
+    .arg(study.patient_id.clone())
+    .arg(study.patient_birth_date.clone())
+    .arg(study.patient_sex.clone())
+    .arg(study.study_date.clone())
+    .arg(study.study_time.clone())
+    .arg(study.accession_number.clone())
+    .arg(study.referring_physician_name.clone())
+    .arg(study.study_id.clone())
+    .arg(study.study_description.clone())
+    .arg(&study.json)
+    .arg(now);
+    tx.execute(sql).await?;
     Ok(())
 }
 
 /// The series' row, counting its first instance; false when another sender
 /// created it meanwhile.
-async fn insert_series(
-    tx: &mut Tx,
+async fn insert_series<E: Exec>(
+    tx: &mut E,
     org: &str,
     new: &IndexedInstance,
     now: i64,
 ) -> Result<bool, StoreError> {
     let series = &new.series;
-    let inserted = sqlx::query(
+    let sql = Sql::new(
         "INSERT INTO dicom_series (org_id, series_instance_uid, study_instance_uid, modality, \
          series_number, series_description, series_date, series_time, attributes, created_at, \
          instance_count) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1) ON CONFLICT DO NOTHING",
     )
-    .bind(org)
-    .bind(&series.series_instance_uid)
-    .bind(&new.study.study_instance_uid)
-    .bind(series.modality.clone())
-    .bind(series.series_number)
-    .bind(series.series_description.clone())
-    .bind(series.series_date.clone())
-    .bind(series.series_time.clone())
-    .bind(&series.json)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(inserted.rows_affected() > 0)
+    .arg(org)
+    .arg(&series.series_instance_uid)
+    .arg(&new.study.study_instance_uid)
+    .arg(series.modality.clone())
+    .arg(series.series_number)
+    .arg(series.series_description.clone())
+    .arg(series.series_date.clone())
+    .arg(series.series_time.clone())
+    .arg(&series.json)
+    .arg(now);
+    Ok(tx.execute(sql).await? > 0)
 }
 
 /// A study's counts and modalities after an instance is added.
@@ -472,8 +535,8 @@ struct StudyCounts {
 /// Counts one more instance in its study. A new series may bring a new
 /// modality: the study's row is updated first, so on PostgreSQL its lock
 /// orders concurrent writers and the series read next includes theirs.
-async fn count_in_study(
-    tx: &mut Tx,
+async fn count_in_study<E: Exec>(
+    tx: &mut E,
     org: &str,
     study_instance_uid: &str,
     new_series: bool,
@@ -482,45 +545,49 @@ async fn count_in_study(
     // BIGINT: the count columns are INTEGER (int4) on PostgreSQL, read as i64.
     const COUNTS: &str = "RETURNING CAST(series_count AS BIGINT) AS series_count, \
          CAST(instance_count AS BIGINT) AS instance_count, modalities";
-    let counted = sqlx::query(&format!(
+    let counts = |row: &Row<'_>| {
+        Ok(StudyCounts {
+            series: row.get("series_count")?,
+            instances: row.get("instance_count")?,
+            modalities: modalities_of(&row.get::<String>("modalities")?),
+        })
+    };
+    let one = |rows: Vec<StudyCounts>| {
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("a study row vanished while indexing".into()))
+    };
+    let counted = Sql::new(&format!(
         "UPDATE dicom_studies SET instance_count = instance_count + 1, updated_at = $3 \
          WHERE org_id = $1 AND study_instance_uid = $2 {COUNTS}"
     ))
-    .bind(org)
-    .bind(study_instance_uid)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    let row = if new_series {
-        let modalities: Vec<Option<String>> = sqlx::query_scalar(
-            "SELECT DISTINCT modality FROM dicom_series WHERE org_id = $1 AND study_instance_uid = $2",
-        )
-        .bind(org)
-        .bind(study_instance_uid)
-        .fetch_all(&mut **tx)
+    .arg(org)
+    .arg(study_instance_uid)
+    .arg(now);
+    let counted = one(tx.rows(counted, counts).await?)?;
+    if !new_series {
+        return Ok(counted);
+    }
+    let modalities = Sql::new(
+        "SELECT DISTINCT modality FROM dicom_series WHERE org_id = $1 AND study_instance_uid = $2",
+    )
+    .arg(org)
+    .arg(study_instance_uid);
+    let modalities = tx
+        .rows(modalities, |row| row.get::<Option<String>>("modality"))
         .await?;
-        let mut modalities: Vec<String> = modalities.into_iter().flatten().collect();
-        modalities.sort();
-        modalities.dedup();
-        sqlx::query(&format!(
-            "UPDATE dicom_studies SET modalities = $3, series_count = (SELECT count(*) \
-             FROM dicom_series WHERE org_id = $1 AND study_instance_uid = $2) \
-             WHERE org_id = $1 AND study_instance_uid = $2 {COUNTS}"
-        ))
-        .bind(org)
-        .bind(study_instance_uid)
-        .bind(modalities_column(&modalities))
-        .fetch_one(&mut **tx)
-        .await?
-    } else {
-        counted
-    };
-    let modalities: String = row.try_get("modalities")?;
-    Ok(StudyCounts {
-        series: row.try_get("series_count")?,
-        instances: row.try_get("instance_count")?,
-        modalities: modalities_of(&modalities),
-    })
+    let mut modalities: Vec<String> = modalities.into_iter().flatten().collect();
+    modalities.sort();
+    modalities.dedup();
+    let recounted = Sql::new(&format!(
+        "UPDATE dicom_studies SET modalities = $3, series_count = (SELECT count(*) \
+         FROM dicom_series WHERE org_id = $1 AND study_instance_uid = $2) \
+         WHERE org_id = $1 AND study_instance_uid = $2 {COUNTS}"
+    ))
+    .arg(org)
+    .arg(study_instance_uid)
+    .arg(modalities_column(&modalities));
+    one(tx.rows(recounted, counts).await?)
 }
 
 /// The worklist study an instance belongs to.
@@ -532,8 +599,8 @@ struct WorklistStudy {
 /// The organization's worklist study for the instance's Study Instance UID,
 /// seeded from the instance (and `enrichment`) when there is none; the
 /// seeded study's facts are answered too.
-async fn worklist_study(
-    tx: &mut Tx,
+async fn worklist_study<E: Exec>(
+    tx: &mut E,
     org: &str,
     new: &IndexedInstance,
     created_by_api_key: Option<&ApiKeyId>,
@@ -552,26 +619,24 @@ async fn worklist_study(
         .map_err(|e| StoreError::Corrupt(format!("enrichment metadata: {e}")))?;
     let severity = enrichment.severity.unwrap_or(Severity::Normal);
     let id = StudyId::generate();
-    let seeded = sqlx::query(
+    let seed = Sql::new(
         "INSERT INTO studies (org_id, id, study_instance_uid, description, description_search, \
          severity, viewer_status, is_cancelled, created_by_api_key_id, express_customer_id, metadata, \
          created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 'incomplete', $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING",
     )
-    .bind(org)
-    .bind(id.as_str())
-    .bind(uid)
-    .bind(&description)
-    .bind(description.to_lowercase())
-    .bind(severity.as_str())
-    .bind(false)
-    .bind(created_by_api_key.map(|k| k.to_string()))
-    .bind(enrichment.express_customer_id.clone())
-    .bind(metadata)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    if seeded.rows_affected() == 0 {
+    .arg(org)
+    .arg(id.as_str())
+    .arg(uid)
+    .arg(&description)
+    .arg(description.to_lowercase())
+    .arg(severity.as_str())
+    .arg(false)
+    .arg(created_by_api_key.map(|k| k.to_string()))
+    .arg(enrichment.express_customer_id.clone())
+    .arg(metadata)
+    .arg(now);
+    if tx.execute(seed).await? == 0 {
         // Created meanwhile (through the API, or another sender).
         let found = find_worklist_study(tx, org, uid)
             .await?
@@ -596,28 +661,28 @@ async fn worklist_study(
     Ok((study, Some(facts)))
 }
 
-async fn find_worklist_study(
-    tx: &mut Tx,
+async fn find_worklist_study<E: Exec>(
+    tx: &mut E,
     org: &str,
     study_instance_uid: &str,
 ) -> Result<Option<WorklistStudy>, StoreError> {
-    let Some(row) = sqlx::query(
+    let sql = Sql::new(
         "SELECT id, created_by_api_key_id FROM studies WHERE org_id = $1 AND study_instance_uid = $2",
     )
-    .bind(org)
-    .bind(study_instance_uid)
-    .fetch_optional(&mut **tx)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let api_key = row
-        .try_get::<Option<String>, _>("created_by_api_key_id")?
-        .map(|k| ApiKeyId::parse(&k))
-        .transpose()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(Some(WorklistStudy {
-        id: StudyId::from_trusted(row.try_get("id")?),
-        api_key,
-    }))
+    .arg(org)
+    .arg(study_instance_uid);
+    let found = tx
+        .rows(sql, |row| {
+            let api_key = row
+                .get::<Option<String>>("created_by_api_key_id")?
+                .map(|k| ApiKeyId::parse(&k))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(WorklistStudy {
+                id: StudyId::from_trusted(row.get("id")?),
+                api_key,
+            })
+        })
+        .await?;
+    Ok(found.into_iter().next())
 }

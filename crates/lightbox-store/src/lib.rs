@@ -26,6 +26,7 @@ mod credential_list;
 mod dicom;
 mod ephemeral;
 mod error;
+mod exec;
 mod images;
 mod orgs;
 mod outbox;
@@ -88,6 +89,8 @@ pub struct Store {
     changes: std::sync::Arc<changes::Changes>,
     /// SQLite: the main file's reader for the hot reads (`sqlite_reader`).
     sqlite_reader: Option<std::sync::Arc<sqlite_reader::SqliteReader>>,
+    /// SQLite: the main file's writer for the hot write (indexing an instance, `exec`).
+    sqlite_writer: Option<std::sync::Arc<exec::SqliteWriter>>,
 }
 
 /// A connection pool's occupancy.
@@ -119,7 +122,7 @@ impl Default for StoreOptions {
 
 // synchronous = FULL: an acknowledged write survives a power cut, not only a
 // process crash (NORMAL in WAL mode may lose the last commits to the OS cache).
-const SQLITE_PRAGMAS: &str =
+pub(crate) const SQLITE_PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 /// Every SQLite connection's, the read-only ones of `sqlite_reader` too: wait
 /// out another connection's lock or checkpoint, and a 32 MB page cache.
@@ -160,6 +163,7 @@ impl Store {
                 readers,
                 options.acquire_timeout,
             )),
+            sqlite_writer: Some(exec::SqliteWriter::new(path.to_owned())),
         };
         // Writers first: they create the files and switch them to WAL.
         sqlx::migrate!("./migrations/sqlite")
@@ -233,6 +237,7 @@ impl Store {
             outbox_ready: Default::default(),
             changes: changes::Changes::new(Some(url)),
             sqlite_reader: None,
+            sqlite_writer: None,
         };
         sqlx::migrate!("./migrations/postgres")
             .run(&store.write)

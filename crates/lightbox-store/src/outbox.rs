@@ -12,6 +12,8 @@
 //! RETURNING` is atomic as it is. Results are recorded only by the claim that
 //! made the attempt (`attempts` must still match).
 
+use crate::exec::Exec;
+use crate::sql::Sql;
 use crate::webhooks::{endpoint_from_row, WebhookEndpoint, ENDPOINT_COLUMNS};
 use crate::{Dialect, Store, StoreError};
 use lightbox_domain::study::{Severity, ViewerStatus};
@@ -135,8 +137,8 @@ fn delivery_from_row(row: &AnyRow) -> Result<Delivery, StoreError> {
 /// the caller's transaction. An event about a study an API key created goes
 /// to that key's endpoints when it has some for the type, else to the
 /// organization's own (those without a key). Returns the rows written.
-pub(crate) async fn enqueue<D: Serialize>(
-    tx: &mut Transaction<'static, Any>,
+pub(crate) async fn enqueue<D: Serialize, E: Exec>(
+    tx: &mut E,
     org_id: OrgId,
     api_key: Option<ApiKeyId>,
     events: &[(EventType, D)],
@@ -150,37 +152,34 @@ pub(crate) async fn enqueue<D: Serialize>(
     for (event_type, data) in events {
         for endpoint in route(&endpoints, api_key, *event_type) {
             let id = WebhookEventId::generate();
-            sqlx::query(
+            let sql = Sql::new(
                 "INSERT INTO webhook_deliveries (org_id, id, endpoint_id, event_type, body, status, \
                  attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
             )
-            .bind(org_id.to_string())
-            .bind(id.as_str())
-            .bind(endpoint.id.as_str())
-            .bind(event_type.as_str())
-            .bind(envelope(&id, *event_type, data))
-            .bind(DeliveryStatus::Pending.as_str())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            .arg(org_id.to_string())
+            .arg(id.as_str())
+            .arg(endpoint.id.as_str())
+            .arg(event_type.as_str())
+            .arg(envelope(&id, *event_type, data))
+            .arg(DeliveryStatus::Pending.as_str())
+            .arg(now);
+            tx.execute(sql).await?;
             written += 1;
         }
     }
     Ok(written)
 }
 
-async fn enabled_endpoints(
-    tx: &mut Transaction<'static, Any>,
+async fn enabled_endpoints<E: Exec>(
+    tx: &mut E,
     org_id: OrgId,
 ) -> Result<Vec<WebhookEndpoint>, StoreError> {
-    let rows = sqlx::query(&format!(
+    let sql = Sql::new(&format!(
         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND enabled = $2"
     ))
-    .bind(org_id.to_string())
-    .bind(true)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter().map(endpoint_from_row).collect()
+    .arg(org_id.to_string())
+    .arg(true);
+    tx.rows(sql, endpoint_from_row).await
 }
 
 /// How long a burst may keep pushing its event back, in quiet periods: a
@@ -197,8 +196,8 @@ const MAX_HOLD_QUIETS: u32 = 10;
 /// new event (the `attempts = 0` guard makes that race-free against the
 /// claim). On PostgreSQL the caller has already updated the study's row in
 /// `tx`, which serialises two ingests of one study.
-pub(crate) async fn enqueue_images_received(
-    tx: &mut Transaction<'static, Any>,
+pub(crate) async fn enqueue_images_received<E: Exec>(
+    tx: &mut E,
     org_id: OrgId,
     api_key: Option<ApiKeyId>,
     data: ImagesReceivedData,
@@ -210,56 +209,57 @@ pub(crate) async fn enqueue_images_received(
     let quiet_ms = quiet.as_millis() as i64;
     let mut written = 0;
     for endpoint in route(&endpoints, api_key, event_type) {
-        let held = sqlx::query(
+        let held = Sql::new(
             "SELECT id, body, created_at FROM webhook_deliveries WHERE org_id = $1 AND subject = $2 \
              AND endpoint_id = $3 AND event_type = $4 AND status = $5 AND attempts = 0 \
              AND next_attempt_at > $6",
         )
-        .bind(org_id.to_string())
-        .bind(&data.study_instance_uid)
-        .bind(endpoint.id.as_str())
-        .bind(event_type.as_str())
-        .bind(DeliveryStatus::Pending.as_str())
-        .bind(now)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = held {
-            let id = WebhookEventId::from_trusted(row.try_get("id")?);
-            let body: String = row.try_get("body")?;
-            let created_at: i64 = row.try_get("created_at")?;
+        .arg(org_id.to_string())
+        .arg(&data.study_instance_uid)
+        .arg(endpoint.id.as_str())
+        .arg(event_type.as_str())
+        .arg(DeliveryStatus::Pending.as_str())
+        .arg(now);
+        let held = tx
+            .rows(held, |row| {
+                Ok((
+                    WebhookEventId::from_trusted(row.get("id")?),
+                    row.get::<String>("body")?,
+                    row.get::<i64>("created_at")?,
+                ))
+            })
+            .await?;
+        if let Some((id, body, created_at)) = held.into_iter().next() {
             let before = held_data(&body)?;
             let due = (now + quiet_ms).min(created_at + quiet_ms * i64::from(MAX_HOLD_QUIETS));
-            let extended = sqlx::query(
+            let extend = Sql::new(
                 "UPDATE webhook_deliveries SET body = $1, next_attempt_at = $2 \
                  WHERE org_id = $3 AND id = $4 AND attempts = 0 AND status = $5",
             )
-            .bind(envelope(&id, event_type, &data.clone().extending(&before)))
-            .bind(due.max(now))
-            .bind(org_id.to_string())
-            .bind(id.as_str())
-            .bind(DeliveryStatus::Pending.as_str())
-            .execute(&mut **tx)
-            .await?;
-            if extended.rows_affected() == 1 {
+            .arg(envelope(&id, event_type, &data.clone().extending(&before)))
+            .arg(due.max(now))
+            .arg(org_id.to_string())
+            .arg(id.as_str())
+            .arg(DeliveryStatus::Pending.as_str());
+            if tx.execute(extend).await? == 1 {
                 continue;
             }
         }
         let id = WebhookEventId::generate();
-        sqlx::query(
+        let insert = Sql::new(
             "INSERT INTO webhook_deliveries (org_id, id, endpoint_id, event_type, body, status, \
              attempts, next_attempt_at, created_at, subject) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)",
         )
-        .bind(org_id.to_string())
-        .bind(id.as_str())
-        .bind(endpoint.id.as_str())
-        .bind(event_type.as_str())
-        .bind(envelope(&id, event_type, &data))
-        .bind(DeliveryStatus::Pending.as_str())
-        .bind(now + quiet_ms)
-        .bind(now)
-        .bind(&data.study_instance_uid)
-        .execute(&mut **tx)
-        .await?;
+        .arg(org_id.to_string())
+        .arg(id.as_str())
+        .arg(endpoint.id.as_str())
+        .arg(event_type.as_str())
+        .arg(envelope(&id, event_type, &data))
+        .arg(DeliveryStatus::Pending.as_str())
+        .arg(now + quiet_ms)
+        .arg(now)
+        .arg(&data.study_instance_uid);
+        tx.execute(insert).await?;
         written += 1;
     }
     Ok(written)
@@ -342,10 +342,15 @@ impl Store {
         queued: usize,
     ) -> Result<(), StoreError> {
         tx.commit().await?;
+        self.events_queued(queued);
+        Ok(())
+    }
+
+    /// Wakes this process's worker when a committed transaction wrote deliveries.
+    pub(crate) fn events_queued(&self, queued: usize) {
         if queued > 0 {
             self.outbox_ready.notify_one();
         }
-        Ok(())
     }
 
     /// Resolves when this process has written or re-enabled deliveries since

@@ -12,11 +12,17 @@ pub enum Value {
     Int(i64),
     Bool(bool),
     NullText,
+    NullInt,
 }
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
         Value::Text(s.to_owned())
+    }
+}
+impl From<&String> for Value {
+    fn from(s: &String) -> Self {
+        Value::Text(s.clone())
     }
 }
 impl From<String> for Value {
@@ -32,6 +38,11 @@ impl From<i64> for Value {
 impl From<bool> for Value {
     fn from(b: bool) -> Self {
         Value::Bool(b)
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(i: Option<i64>) -> Self {
+        i.map_or(Value::NullInt, Value::Int)
     }
 }
 impl From<Option<String>> for Value {
@@ -105,6 +116,12 @@ impl Sql {
         self
     }
 
+    /// Binds the next of the placeholders the text already numbers.
+    pub fn arg(mut self, value: impl Into<Value>) -> Self {
+        self.values.push(value.into());
+        self
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -121,6 +138,7 @@ impl Sql {
                 Value::Int(i) => query.bind(*i),
                 Value::Bool(b) => query.bind(*b),
                 Value::NullText => query.bind(None::<String>),
+                Value::NullInt => query.bind(None::<i64>),
             };
         }
         query

@@ -87,7 +87,7 @@ impl SqliteReader {
     }
 }
 
-fn run<T, F>(
+pub(crate) fn run<T, F>(
     conn: &Connection,
     text: &str,
     values: &[Value],
@@ -97,18 +97,7 @@ where
     F: FnMut(&Row<'_>) -> Result<Option<T>, StoreError>,
 {
     let mut statement = conn.prepare_cached(text)?;
-    // `Sql` numbers its placeholders `$1, $2, …`; SQLite takes them as names.
-    for (n, value) in values.iter().enumerate() {
-        let Some(index) = statement.parameter_index(&format!("${}", n + 1))? else {
-            continue;
-        };
-        match value {
-            Value::Text(s) => statement.raw_bind_parameter(index, s.as_str())?,
-            Value::Int(i) => statement.raw_bind_parameter(index, i)?,
-            Value::Bool(b) => statement.raw_bind_parameter(index, i64::from(*b))?,
-            Value::NullText => statement.raw_bind_parameter(index, rusqlite::types::Null)?,
-        }
-    }
+    bind(&mut statement, values)?;
     // rusqlite finds a column by name with a scan that compares every name
     // before it (~1 ms for a page of studies): look each up once.
     let columns: HashMap<String, usize> = statement
@@ -126,6 +115,28 @@ where
         }
     }
     Ok(out)
+}
+
+/// Binds `values` to a statement written for `Sql` (placeholders `$1, $2, …`,
+/// which SQLite takes as names).
+pub(crate) fn bind(
+    statement: &mut rusqlite::Statement<'_>,
+    values: &[Value],
+) -> Result<(), StoreError> {
+    for (n, value) in values.iter().enumerate() {
+        let Some(index) = statement.parameter_index(&format!("${}", n + 1))? else {
+            continue;
+        };
+        match value {
+            Value::Text(s) => statement.raw_bind_parameter(index, s.as_str())?,
+            Value::Int(i) => statement.raw_bind_parameter(index, i)?,
+            Value::Bool(b) => statement.raw_bind_parameter(index, i64::from(*b))?,
+            Value::NullText | Value::NullInt => {
+                statement.raw_bind_parameter(index, rusqlite::types::Null)?
+            }
+        }
+    }
+    Ok(())
 }
 
 impl crate::Store {

@@ -2,11 +2,10 @@
 //! signing secrets (the store never sees a secret in clear; sealing is
 //! `lightbox-webhooks`' job).
 
-use crate::{flag, Store, StoreError};
+use crate::sqlite_reader::Row;
+use crate::{Store, StoreError};
 use lightbox_domain::webhook::{EventType, WebhookEndpointId};
 use lightbox_domain::{ApiKeyId, Error, OrgId, Timestamp};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 /// An endpoint as stored.
 #[derive(Debug, Clone)]
@@ -48,32 +47,31 @@ fn event_types_text(types: &[EventType]) -> String {
         .join(",")
 }
 
-pub(crate) fn endpoint_from_row(row: &AnyRow) -> Result<WebhookEndpoint, StoreError> {
+pub(crate) fn endpoint_from_row(row: &Row<'_>) -> Result<WebhookEndpoint, StoreError> {
     let corrupt = |e: Error| StoreError::Corrupt(e.to_string());
-    let org: String = row.try_get("org_id")?;
+    let org: String = row.get("org_id")?;
     let previous = match (
-        row.try_get::<Option<String>, _>("previous_secret_sealed")?,
-        row.try_get::<Option<i64>, _>("previous_until")?,
+        row.get::<Option<String>>("previous_secret_sealed")?,
+        row.get::<Option<i64>>("previous_until")?,
     ) {
         (Some(sealed), Some(until)) => Some((sealed, Timestamp::from_millis(until))),
         _ => None,
     };
     Ok(WebhookEndpoint {
         org_id: OrgId::parse(&org).map_err(corrupt)?,
-        id: WebhookEndpointId::from_trusted(row.try_get("id")?),
+        id: WebhookEndpointId::from_trusted(row.get("id")?),
         api_key_id: row
-            .try_get::<Option<String>, _>("api_key_id")?
+            .get::<Option<String>>("api_key_id")?
             .map(|k| ApiKeyId::parse(&k))
             .transpose()
             .map_err(corrupt)?,
-        url: row.try_get("url")?,
-        event_types: EventType::parse_list(&row.try_get::<String, _>("event_types")?)
-            .map_err(corrupt)?,
-        secret_sealed: row.try_get("secret_sealed")?,
+        url: row.get("url")?,
+        event_types: EventType::parse_list(&row.get::<String>("event_types")?).map_err(corrupt)?,
+        secret_sealed: row.get("secret_sealed")?,
         previous_secret: previous,
-        enabled: flag(row, "enabled")?,
-        disabled_reason: row.try_get("disabled_reason")?,
-        created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        enabled: row.flag("enabled")?,
+        disabled_reason: row.get("disabled_reason")?,
+        created_at: Timestamp::from_millis(row.get("created_at")?),
     })
 }
 
@@ -129,7 +127,9 @@ impl Store {
         .bind(id.as_str())
         .fetch_optional(&self.read)
         .await?;
-        row.as_ref().map(endpoint_from_row).transpose()
+        row.as_ref()
+            .map(|row| endpoint_from_row(&Row::Any(row)))
+            .transpose()
     }
 
     /// The organization's endpoints, oldest first.
@@ -143,7 +143,9 @@ impl Store {
         .bind(org_id.to_string())
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(endpoint_from_row).collect()
+        rows.iter()
+            .map(|row| endpoint_from_row(&Row::Any(row)))
+            .collect()
     }
 
     /// Enables, or disables with a reason (an operator, or the endpoint's own

@@ -1,0 +1,144 @@
+//! Statements inside a write transaction, for either driver. Code written
+//! against [`Exec`] (indexing a DICOM instance, queueing its webhook events)
+//! runs on PostgreSQL through sqlx and on SQLite through rusqlite on one
+//! blocking thread ([`SqliteWriter`]): one hand-off for the whole transaction,
+//! where sqlx's SQLite driver hands every statement to its connection's thread
+//! and back.
+
+use crate::sql::Sql;
+use crate::sqlite_reader::Row;
+use crate::StoreError;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use lightbox_domain::Error;
+use rusqlite::{Connection, OpenFlags};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The methods answer boxed futures: with `impl Future + Send` the compiler
+/// cannot prove a generic caller's future `Send` ("not general enough").
+pub(crate) trait Exec: Send {
+    /// Runs a statement that returns no rows; answers how many it changed.
+    fn execute(&mut self, sql: Sql) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Runs a query and reads each row with `each`.
+    fn rows<T: Send + 'static>(
+        &mut self,
+        sql: Sql,
+        each: fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> BoxFuture<'_, Result<Vec<T>, StoreError>>;
+}
+
+impl Exec for sqlx::Transaction<'static, sqlx::Any> {
+    fn execute(&mut self, sql: Sql) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move { Ok(sql.query().execute(&mut **self).await?.rows_affected()) })
+    }
+
+    fn rows<T: Send + 'static>(
+        &mut self,
+        sql: Sql,
+        each: fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> BoxFuture<'_, Result<Vec<T>, StoreError>> {
+        Box::pin(async move {
+            let rows = sql.query().fetch_all(&mut **self).await?;
+            rows.iter().map(|row| each(&Row::Any(row))).collect()
+        })
+    }
+}
+
+/// The SQLite writer's connection while it holds a transaction. Each
+/// statement runs when called; the future it returns is already done.
+pub(crate) struct SqliteTx<'c>(&'c mut Connection);
+
+impl Exec for SqliteTx<'_> {
+    fn execute(&mut self, sql: Sql) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let done = (|| {
+            let mut statement = self.0.prepare_cached(sql.text())?;
+            crate::sqlite_reader::bind(&mut statement, sql.values())?;
+            Ok(statement.raw_execute()? as u64)
+        })();
+        Box::pin(std::future::ready(done))
+    }
+
+    fn rows<T: Send + 'static>(
+        &mut self,
+        sql: Sql,
+        each: fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> BoxFuture<'_, Result<Vec<T>, StoreError>> {
+        Box::pin(std::future::ready(crate::sqlite_reader::run(
+            self.0,
+            sql.text(),
+            sql.values(),
+            |row| each(row).map(Some),
+        )))
+    }
+}
+
+/// One read-write rusqlite connection to the main SQLite file, opened when
+/// first needed. Callers hold the sqlx write pool's one connection while they
+/// use it, so the two never contend for SQLite's write lock.
+pub(crate) struct SqliteWriter {
+    path: PathBuf,
+    connection: Mutex<Option<Connection>>,
+}
+
+impl SqliteWriter {
+    pub(crate) fn new(path: PathBuf) -> Arc<SqliteWriter> {
+        Arc::new(SqliteWriter {
+            path,
+            connection: Mutex::new(None),
+        })
+    }
+
+    /// Runs `work` in a transaction on a blocking thread: committed when it
+    /// answers `Some`, rolled back when it answers `None` or fails. Code
+    /// written against [`Exec`] runs inside it through [`now`].
+    pub(crate) async fn transaction<T, W>(self: &Arc<Self>, work: W) -> Result<Option<T>, Error>
+    where
+        T: Send + 'static,
+        W: FnOnce(&mut SqliteTx<'_>) -> Result<Option<T>, Error> + Send + 'static,
+    {
+        let writer = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut slot = writer.connection.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some(writer.open()?);
+            }
+            let conn = slot.as_mut().expect("opened above");
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .map_err(StoreError::from)?;
+            let done = work(&mut SqliteTx(conn));
+            let end = if matches!(done, Ok(Some(_))) {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                // A connection left inside a transaction would hold the lock.
+                *slot = None;
+                return Err(StoreError::from(e).into());
+            }
+            done
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("a SQLite write stopped: {e}")))?
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.execute_batch(crate::SQLITE_PRAGMAS)?;
+        conn.execute_batch(crate::SQLITE_CONNECTION_PRAGMAS)?;
+        Ok(conn)
+    }
+}
+
+/// The result of `work`, written against [`Exec`], on a [`SqliteTx`]: its
+/// statements run as it is polled, so one poll finishes it.
+pub(crate) fn now<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    work.now_or_never()
+        .unwrap_or_else(|| Err(Error::Internal("a SQLite write waited".into())))
+}
