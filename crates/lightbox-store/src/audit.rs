@@ -1,12 +1,13 @@
 //! The audit trail's storage.
 
+use crate::exec::{self, Exec, Synchronous};
 use crate::sql::Sql;
 use crate::users::{paginate, Page};
 use crate::{Dialect, Store, StoreError};
 use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, AuditFilter, Outcome};
 use lightbox_domain::{Error, OrgId, Timestamp};
 use sqlx::any::AnyRow;
-use sqlx::{Connection, Row};
+use sqlx::Row;
 
 const COLUMNS: &str =
     "org_id, id, occurred_at, actor_type, actor_id, action, resource_type, resource_id, \
@@ -53,49 +54,39 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
+        // Bounded batches keep each statement well under parameter limits (12 per row).
+        let inserts: Vec<Sql> = events.chunks(64).map(insert_events).collect();
         // Chosen per transaction, as the audit file's one writer commits both
         // kinds. A FULL commit in WAL mode syncs the log and so flushes earlier
         // NORMAL commits too; a synchronous commit on PostgreSQL likewise.
-        let mut conn = self.audit_write.acquire().await?;
-        let mut tx = match self.dialect {
-            Dialect::Sqlite => {
-                // SQLite refuses to change this inside a transaction.
-                let synchronous = match flush {
-                    Flush::Now => "PRAGMA synchronous = FULL",
-                    Flush::Later => "PRAGMA synchronous = NORMAL",
-                };
-                sqlx::query(synchronous).execute(&mut *conn).await?;
-                conn.begin_with("BEGIN IMMEDIATE").await?
-            }
-            Dialect::Postgres => {
-                let mut tx = conn.begin().await?;
-                if flush == Flush::Later {
-                    sqlx::query("SET LOCAL synchronous_commit = off")
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx
-            }
-        };
-        // Bounded batches keep each statement well under parameter limits (12 per row).
-        for chunk in events.chunks(64) {
-            let mut sql = Sql::new(&format!("INSERT INTO audit_events ({COLUMNS}) VALUES "));
-            for (n, e) in chunk.iter().enumerate() {
-                sql.push(if n == 0 { "(" } else { ", (" });
-                sql.bind(e.org_id.to_string()).push(", ");
-                sql.bind(e.id.as_str()).push(", ");
-                sql.bind(e.occurred_at.millis()).push(", ");
-                sql.bind(e.actor_kind.as_str()).push(", ");
-                sql.bind(e.actor_id.clone()).push(", ");
-                sql.bind(e.action.as_str()).push(", ");
-                sql.bind(e.resource_type.clone()).push(", ");
-                sql.bind(e.resource_id.clone()).push(", ");
-                sql.bind(e.outcome.as_str()).push(", ");
-                sql.bind(i64::from(e.status)).push(", ");
-                sql.bind(e.client_ip.clone()).push(", ");
-                sql.bind(e.request_id.clone()).push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
+        if let Some(writer) = &self.sqlite_audit_writer {
+            // Holding sqlx's one connection to the file keeps the two writers
+            // from contending for its lock.
+            let _turn = self.audit_write.acquire().await?;
+            let commit = match flush {
+                Flush::Now => Synchronous::Full,
+                Flush::Later => Synchronous::Normal,
+            };
+            writer
+                .transaction(commit, move |tx| {
+                    exec::now(async {
+                        for insert in inserts {
+                            tx.execute(insert).await?;
+                        }
+                        Ok::<_, StoreError>(Some(()))
+                    })
+                })
+                .await?;
+            return Ok(());
+        }
+        let mut tx = self.audit_write.begin().await?;
+        if flush == Flush::Later {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for insert in inserts {
+            insert.query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -198,6 +189,27 @@ impl Store {
     }
 }
 
+/// One multi-row INSERT of `events`.
+fn insert_events(events: &[AuditEvent]) -> Sql {
+    let mut sql = Sql::new(&format!("INSERT INTO audit_events ({COLUMNS}) VALUES "));
+    for (n, e) in events.iter().enumerate() {
+        sql.push(if n == 0 { "(" } else { ", (" });
+        sql.bind(e.org_id.to_string()).push(", ");
+        sql.bind(e.id.as_str()).push(", ");
+        sql.bind(e.occurred_at.millis()).push(", ");
+        sql.bind(e.actor_kind.as_str()).push(", ");
+        sql.bind(e.actor_id.clone()).push(", ");
+        sql.bind(e.action.as_str()).push(", ");
+        sql.bind(e.resource_type.clone()).push(", ");
+        sql.bind(e.resource_id.clone()).push(", ");
+        sql.bind(e.outcome.as_str()).push(", ");
+        sql.bind(i64::from(e.status)).push(", ");
+        sql.bind(e.client_ip.clone()).push(", ");
+        sql.bind(e.request_id.clone()).push(")");
+    }
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,8 +218,8 @@ mod tests {
         AuditEvent::by_operator(org_id, action, None)
     }
 
-    /// The audit file's one connection commits reads without a sync; the
-    /// next change must get its sync back.
+    /// The audit file's writer commits reads without a sync; the next change
+    /// must get its sync back.
     #[tokio::test]
     async fn a_change_after_reads_is_committed_with_a_sync() {
         let dir = tempfile::tempdir().unwrap();
@@ -215,12 +227,8 @@ mod tests {
             .await
             .unwrap();
         let org = OrgId::generate();
-        let synchronous = || async {
-            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
-                .fetch_one(&store.audit_write)
-                .await
-                .unwrap()
-        };
+        let writer = store.sqlite_audit_writer.clone().unwrap();
+        let synchronous = || async { writer.pragma("synchronous") };
         store
             .append_audit_events(&[event(org, "study.read")], Flush::Later)
             .await

@@ -2,7 +2,7 @@
 //! and the study/series/instance rows that ingest writes in one transaction
 //! together with the worklist study they seed.
 
-use crate::exec::{self, Exec};
+use crate::exec::{self, Exec, Synchronous};
 use crate::sql::Sql;
 use crate::sqlite_reader::Row;
 use crate::{outbox, Store, StoreError};
@@ -208,27 +208,29 @@ impl Store {
         org_id: OrgId,
         sop_instance_uid: &str,
     ) -> Result<Option<StoredInstance>, StoreError> {
-        let row = sqlx::query(
+        // Asked before every instance is stored: on SQLite through the
+        // rusqlite reader, one hand-off.
+        let sql = Sql::new(
             "SELECT study_instance_uid, series_instance_uid, sop_class_uid, transfer_syntax_uid, \
              sha256, blob_key, size_bytes FROM dicom_instances \
              WHERE org_id = $1 AND sop_instance_uid = $2",
         )
-        .bind(org_id.to_string())
-        .bind(sop_instance_uid)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|row| {
-            Ok(StoredInstance {
-                study_instance_uid: row.try_get("study_instance_uid")?,
-                series_instance_uid: row.try_get("series_instance_uid")?,
-                sop_class_uid: row.try_get("sop_class_uid")?,
-                transfer_syntax_uid: row.try_get("transfer_syntax_uid")?,
-                sha256: row.try_get("sha256")?,
-                blob_key: row.try_get("blob_key")?,
-                size_bytes: row.try_get("size_bytes")?,
+        .arg(org_id.to_string())
+        .arg(sop_instance_uid);
+        let found = self
+            .read_rows(sql, |row| {
+                Ok(Some(StoredInstance {
+                    study_instance_uid: row.get("study_instance_uid")?,
+                    series_instance_uid: row.get("series_instance_uid")?,
+                    sop_class_uid: row.get("sop_class_uid")?,
+                    transfer_syntax_uid: row.get("transfer_syntax_uid")?,
+                    sha256: row.get("sha256")?,
+                    blob_key: row.get("blob_key")?,
+                    size_bytes: row.get("size_bytes")?,
+                }))
             })
-        })
-        .transpose()
+            .await?;
+        Ok(found.into_iter().next())
     }
 
     /// Indexes one instance whose file is already in the blob store, in one
@@ -269,7 +271,9 @@ impl Store {
                 // Holding sqlx's one write connection keeps the two writers
                 // from contending for SQLite's lock.
                 let _turn = self.write.acquire().await.map_err(StoreError::from)?;
-                writer.transaction(move |tx| exec::now(job.run(tx))).await?
+                writer
+                    .transaction(Synchronous::Full, move |tx| exec::now(job.run(tx)))
+                    .await?
             }
             None => {
                 let mut tx = self.begin_write().await?;

@@ -10,7 +10,6 @@ use crate::sqlite_reader::Row;
 use crate::StoreError;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use lightbox_domain::Error;
 use rusqlite::{Connection, OpenFlags};
 use std::future::Future;
 use std::path::PathBuf;
@@ -94,20 +93,34 @@ impl SqliteWriter {
     /// Runs `work` in a transaction on a blocking thread: committed when it
     /// answers `Some`, rolled back when it answers `None` or fails. Code
     /// written against [`Exec`] runs inside it through [`now`].
-    pub(crate) async fn transaction<T, W>(self: &Arc<Self>, work: W) -> Result<Option<T>, Error>
+    pub(crate) async fn transaction<T, E, W>(
+        self: &Arc<Self>,
+        commit: Synchronous,
+        work: W,
+    ) -> Result<Option<T>, E>
     where
         T: Send + 'static,
-        W: FnOnce(&mut SqliteTx<'_>) -> Result<Option<T>, Error> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        W: FnOnce(&mut SqliteTx<'_>) -> Result<Option<T>, E> + Send + 'static,
     {
         let writer = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut slot = writer.connection.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.is_none() {
-                *slot = Some(writer.open()?);
-            }
-            let conn = slot.as_mut().expect("opened above");
-            conn.execute_batch("BEGIN IMMEDIATE")
-                .map_err(StoreError::from)?;
+            let conn = match slot.take() {
+                // A `work` that panicked left its transaction open.
+                Some(conn) if !conn.is_autocommit() => {
+                    conn.execute_batch("ROLLBACK").map_err(StoreError::from)?;
+                    slot.insert(conn)
+                }
+                Some(conn) => slot.insert(conn),
+                None => slot.insert(writer.open()?),
+            };
+            // SQLite takes this only outside a transaction.
+            conn.execute_batch(match commit {
+                Synchronous::Full => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+                Synchronous::Normal => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+            })
+            .map_err(StoreError::from)?;
             let done = work(&mut SqliteTx(conn));
             let end = if matches!(done, Ok(Some(_))) {
                 "COMMIT"
@@ -122,7 +135,16 @@ impl SqliteWriter {
             done
         })
         .await
-        .map_err(|e| Error::Internal(format!("a SQLite write stopped: {e}")))?
+        .map_err(|e| StoreError::Config(format!("a SQLite write stopped: {e}")))?
+    }
+
+    /// A pragma's value on the writer's connection.
+    #[cfg(test)]
+    pub(crate) fn pragma(&self, name: &str) -> i64 {
+        let slot = self.connection.lock().unwrap();
+        let conn = slot.as_ref().expect("the writer has written");
+        conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+            .unwrap()
     }
 
     fn open(&self) -> Result<Connection, StoreError> {
@@ -136,9 +158,21 @@ impl SqliteWriter {
     }
 }
 
+/// How a SQLite commit reaches the disk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Synchronous {
+    /// Synced before the commit returns: survives a power cut.
+    Full,
+    /// Synced by a later full commit or checkpoint: survives a crash of the process.
+    Normal,
+}
+
 /// The result of `work`, written against [`Exec`], on a [`SqliteTx`]: its
 /// statements run as it is polled, so one poll finishes it.
-pub(crate) fn now<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-    work.now_or_never()
-        .unwrap_or_else(|| Err(Error::Internal("a SQLite write waited".into())))
+pub(crate) fn now<T, E: From<StoreError>>(
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    work.now_or_never().unwrap_or_else(|| {
+        Err(StoreError::Config("a SQLite write waited for something".into()).into())
+    })
 }

@@ -91,6 +91,8 @@ pub struct Store {
     sqlite_reader: Option<std::sync::Arc<sqlite_reader::SqliteReader>>,
     /// SQLite: the main file's writer for the hot write (indexing an instance, `exec`).
     sqlite_writer: Option<std::sync::Arc<exec::SqliteWriter>>,
+    /// SQLite: the audit file's writer (appending events, `exec`).
+    sqlite_audit_writer: Option<std::sync::Arc<exec::SqliteWriter>>,
 }
 
 /// A connection pool's occupancy.
@@ -164,6 +166,7 @@ impl Store {
                 options.acquire_timeout,
             )),
             sqlite_writer: Some(exec::SqliteWriter::new(path.to_owned())),
+            sqlite_audit_writer: Some(exec::SqliteWriter::new(audit_path.clone())),
         };
         // Writers first: they create the files and switch them to WAL.
         sqlx::migrate!("./migrations/sqlite")
@@ -238,6 +241,7 @@ impl Store {
             changes: changes::Changes::new(Some(url)),
             sqlite_reader: None,
             sqlite_writer: None,
+            sqlite_audit_writer: None,
         };
         sqlx::migrate!("./migrations/postgres")
             .run(&store.write)
