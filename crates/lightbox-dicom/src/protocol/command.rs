@@ -2,7 +2,7 @@
 //! fields and encoding a response that echoes its message id. Command sets
 //! are always Implicit VR Little Endian.
 
-use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
@@ -33,32 +33,36 @@ pub struct Command {
 pub struct CommandError(String);
 
 impl Command {
+    /// Reads the fields the receiver acts on. A command set is a flat list
+    /// of group-0000 elements, each a tag, a 32-bit length and its value
+    /// (PS3.7 6.3.1, 9.3), so it is read here rather than by dicom-rs: its
+    /// reader runs until the bytes run out, and the end-of-input error it
+    /// then builds captures a backtrace, a stack walk for every message.
     pub fn parse(bytes: &[u8]) -> Result<Command, CommandError> {
-        let obj =
-            InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-                .map_err(|e| CommandError(e.to_string()))?;
-        let uint = |tag| -> Result<Option<u16>, CommandError> {
-            match obj.get(tag) {
-                Some(e) => e
-                    .to_int::<u16>()
-                    .map(Some)
-                    .map_err(|e| CommandError(format!("{tag}: {e}"))),
-                None => Ok(None),
+        let mut command = Command {
+            field: 0,
+            message_id: 0,
+            affected_sop_class_uid: None,
+            affected_sop_instance_uid: None,
+            has_data_set: false,
+        };
+        let (mut field, mut data_set_type) = (None, None);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (tag, value, tail) = element(rest)?;
+            rest = tail;
+            match tag {
+                tags::COMMAND_FIELD => field = Some(us(tag, value)?),
+                tags::MESSAGE_ID => command.message_id = us(tag, value)?,
+                tags::COMMAND_DATA_SET_TYPE => data_set_type = Some(us(tag, value)?),
+                tags::AFFECTED_SOP_CLASS_UID => command.affected_sop_class_uid = ui(value),
+                tags::AFFECTED_SOP_INSTANCE_UID => command.affected_sop_instance_uid = ui(value),
+                _ => {}
             }
-        };
-        let text = |tag| {
-            obj.get(tag)
-                .and_then(|e| e.to_str().ok())
-                .map(|s| s.trim_end_matches(['\0', ' ']).to_owned())
-        };
-        Ok(Command {
-            field: uint(tags::COMMAND_FIELD)?
-                .ok_or_else(|| CommandError("no CommandField".into()))?,
-            message_id: uint(tags::MESSAGE_ID)?.unwrap_or(0),
-            affected_sop_class_uid: text(tags::AFFECTED_SOP_CLASS_UID),
-            affected_sop_instance_uid: text(tags::AFFECTED_SOP_INSTANCE_UID),
-            has_data_set: uint(tags::COMMAND_DATA_SET_TYPE)?.unwrap_or(NO_DATA_SET) != NO_DATA_SET,
-        })
+        }
+        command.field = field.ok_or_else(|| CommandError("no CommandField".into()))?;
+        command.has_data_set = data_set_type.unwrap_or(NO_DATA_SET) != NO_DATA_SET;
+        Ok(command)
     }
 
     /// The response to this request with `status`: its CommandField with the
@@ -105,6 +109,46 @@ impl Command {
             .expect("a command set of known elements always encodes");
         bytes
     }
+}
+
+/// The first element of `bytes` (Implicit VR Little Endian): its tag, its
+/// value and what follows it.
+fn element(bytes: &[u8]) -> Result<(Tag, &[u8], &[u8]), CommandError> {
+    let header = bytes
+        .get(..8)
+        .ok_or_else(|| CommandError("an element header is cut short".into()))?;
+    let tag = Tag(
+        u16::from_le_bytes([header[0], header[1]]),
+        u16::from_le_bytes([header[2], header[3]]),
+    );
+    let length = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let rest = &bytes[8..];
+    if length > rest.len() {
+        return Err(CommandError(format!(
+            "{tag} declares {length} bytes, {} remain",
+            rest.len()
+        )));
+    }
+    let (value, rest) = rest.split_at(length);
+    Ok((tag, value, rest))
+}
+
+/// An unsigned short (US) value.
+fn us(tag: Tag, value: &[u8]) -> Result<u16, CommandError> {
+    match value {
+        [low, high] => Ok(u16::from_le_bytes([*low, *high])),
+        _ => Err(CommandError(format!(
+            "{tag}: {} bytes where a US value has 2",
+            value.len()
+        ))),
+    }
+}
+
+/// A UID (UI) value without its padding; `None` when it is not text.
+fn ui(value: &[u8]) -> Option<String> {
+    std::str::from_utf8(value)
+        .ok()
+        .map(|s| s.trim_end_matches(['\0', ' ']).to_owned())
 }
 
 /// UIDs are padded to an even length with NUL (PS3.5 9.1).
@@ -190,5 +234,21 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         assert!(Command::parse(b"\x00\x00\x00\x00\xff\xff\xff\x7f").is_err());
         assert!(Command::parse(b"").is_err());
+        let request = request(field::C_STORE_RQ, 7, true);
+        for cut in 1..request.len() {
+            // Cut anywhere: refused, or read as the elements before the cut.
+            let parsed = Command::parse(&request[..cut]);
+            if let Ok(command) = parsed {
+                assert_ne!(command, Command::parse(&request).unwrap(), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_us_field_of_the_wrong_length_is_refused() {
+        // (0000,0100) CommandField with a 4-byte value.
+        let bytes = b"\x00\x00\x00\x01\x04\x00\x00\x00\x01\x00\x00\x00";
+        let error = Command::parse(bytes).unwrap_err().to_string();
+        assert!(error.contains("US value"), "{error}");
     }
 }
