@@ -208,9 +208,16 @@ const FILE_BYTES: usize = 16 * 1024 * 1024;
 /// (an upload is also fsynced before it is acknowledged).
 pub fn disk_write_speed(dir: &Path, total: u64) -> anyhow::Result<f64> {
     let path = dir.join("bench-disk-probe");
+    let speed = disk_write_probe(&path, total)?;
+    std::fs::remove_file(&path)?;
+    Ok(speed)
+}
+
+/// [`disk_write_speed`] into the file `path`, which is left in place.
+pub fn disk_write_probe(path: &Path, total: u64) -> anyhow::Result<f64> {
     let chunk = vec![0x5au8; 1024 * 1024];
     let started = Instant::now();
-    let mut file = std::fs::File::create(&path)?;
+    let mut file = std::fs::File::create(path)?;
     let mut written = 0;
     while written < total {
         file.write_all(&chunk)?;
@@ -218,8 +225,6 @@ pub fn disk_write_speed(dir: &Path, total: u64) -> anyhow::Result<f64> {
     }
     file.sync_all()?;
     let secs = started.elapsed().as_secs_f64();
-    drop(file);
-    std::fs::remove_file(&path)?;
     Ok(written as f64 / secs / 1e6)
 }
 
