@@ -218,11 +218,7 @@ impl BlobStore {
         }
         check_kind(&head, expected)?;
         file.writer.finish().await?;
-        let dest = root.join(key);
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        file.persist(&dest).await?;
+        file.persist(root, &root.join(key)).await?;
         Ok(StoredBlob {
             key: key.to_owned(),
             size: size as i64,
@@ -355,20 +351,11 @@ impl BlobStore {
     pub async fn put_file(&self, key: &str, path: &Path) -> Result<u64, BlobError> {
         let size = match &self.backend {
             Backend::Local { root } => {
-                // One trip to a blocking thread; the folder is made only
-                // when the rename finds it missing (a series' first instance).
-                let (dest, path) = (root.join(key), path.to_owned());
+                // One trip to a blocking thread.
+                let (root, dest, path) = (root.clone(), root.join(key), path.to_owned());
                 tokio::task::spawn_blocking(move || {
                     let size = std::fs::metadata(&path)?.len();
-                    match std::fs::rename(&path, &dest) {
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.exists() => {
-                            if let Some(parent) = dest.parent() {
-                                std::fs::create_dir_all(parent)?;
-                            }
-                            std::fs::rename(&path, &dest)?;
-                        }
-                        other => other?,
-                    }
+                    place(&root, &path, &dest)?;
                     Ok::<_, std::io::Error>(size)
                 })
                 .await
@@ -428,11 +415,7 @@ impl BlobStore {
                 let mut file = TempFile::create(tmp).await?;
                 file.writer.write(bytes).await?;
                 file.writer.finish().await?;
-                let dest = root.join(key);
-                if let Some(parent) = dest.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
-                }
-                file.persist(&dest).await
+                file.persist(root, &root.join(key)).await
             }
             Backend::S3 { store, prefix } => {
                 store.put(&Self::s3_path(prefix, key), bytes.into()).await?;
@@ -696,15 +679,46 @@ impl TempFile {
         })
     }
 
-    /// Atomically moves the complete file to `dest`.
-    async fn persist(mut self, dest: &Path) -> Result<(), BlobError> {
+    /// Atomically moves the complete file to `dest`, under `root` (see [`place`]).
+    async fn persist(mut self, root: &Path, dest: &Path) -> Result<(), BlobError> {
         let path = self.path.take().expect("persisted once");
-        if let Err(e) = tokio::fs::rename(&path, dest).await {
-            let _ = std::fs::remove_file(&path);
-            return Err(e.into());
-        }
-        Ok(())
+        let (root, dest) = (root.to_owned(), dest.to_owned());
+        let placed = tokio::task::spawn_blocking(move || {
+            let placed = place(&root, &path, &dest);
+            if placed.is_err() {
+                let _ = std::fs::remove_file(&path);
+            }
+            placed
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        Ok(placed?)
     }
+}
+
+/// Renames the complete, synced file `from` to `dest` (under `root`) so that
+/// the move survives a power cut: the folder that receives it is synced, and
+/// when the folder is new (made here, only when the rename finds it missing)
+/// so are its parents up to `root`, which hold the new folders' entries.
+fn place(root: &Path, from: &Path, dest: &Path) -> std::io::Result<()> {
+    let folder = dest.parent().unwrap_or(root);
+    let created = match std::fs::rename(from, dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && from.exists() => {
+            std::fs::create_dir_all(folder)?;
+            std::fs::rename(from, dest)?;
+            true
+        }
+        other => {
+            other?;
+            false
+        }
+    };
+    let mut at = Some(folder);
+    while let Some(dir) = at {
+        std::fs::File::open(dir)?.sync_all()?;
+        at = dir.parent().filter(|_| created && dir != root);
+    }
+    Ok(())
 }
 
 /// Writes an upload on a blocking thread of its own while the next chunks
@@ -833,6 +847,23 @@ mod tests {
         assert_eq!(&got[0][..], &content[5_000..]);
         let past = blobs.get_range("dicom/a.dcm", 0..1).await;
         assert!(matches!(past, Err(BlobError::Missing)));
+    }
+
+    #[test]
+    fn a_file_is_placed_into_folders_made_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let from = root.join("spooled");
+        std::fs::write(&from, b"first").unwrap();
+        place(root, &from, &root.join("dicom/a/b/1.dcm")).unwrap();
+        assert_eq!(std::fs::read(root.join("dicom/a/b/1.dcm")).unwrap(), b"first");
+        assert!(!from.exists());
+        std::fs::write(&from, b"second").unwrap();
+        place(root, &from, &root.join("dicom/a/b/2.dcm")).unwrap();
+        assert_eq!(std::fs::read(root.join("dicom/a/b/2.dcm")).unwrap(), b"second");
+        // Nothing to move: an error, and no folder made for it.
+        assert!(place(root, &root.join("gone"), &root.join("dicom/z/3.dcm")).is_err());
+        assert!(!root.join("dicom/z").exists());
     }
 
     #[tokio::test]
