@@ -186,7 +186,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     // measured 20-30 % slower. What a pass stores stays until the run ends.
     let receivers = args.data_dir.join("receivers");
     if receivers.exists() {
-        // Left by a run that stopped early.
+        // An earlier run's logs, or all it stored if it stopped early.
         std::fs::remove_dir_all(&receivers)?;
         tokio::time::sleep(AFTER_CLEANUP).await;
     }
@@ -323,7 +323,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long a run waits after deleting what a stopped run left, for the
+/// How long a run waits after deleting what an earlier run left, for the
 /// disk's discards to settle.
 const AFTER_CLEANUP: Duration = Duration::from_secs(30);
 

@@ -856,11 +856,17 @@ mod tests {
         let from = root.join("spooled");
         std::fs::write(&from, b"first").unwrap();
         place(root, &from, &root.join("dicom/a/b/1.dcm")).unwrap();
-        assert_eq!(std::fs::read(root.join("dicom/a/b/1.dcm")).unwrap(), b"first");
+        assert_eq!(
+            std::fs::read(root.join("dicom/a/b/1.dcm")).unwrap(),
+            b"first"
+        );
         assert!(!from.exists());
         std::fs::write(&from, b"second").unwrap();
         place(root, &from, &root.join("dicom/a/b/2.dcm")).unwrap();
-        assert_eq!(std::fs::read(root.join("dicom/a/b/2.dcm")).unwrap(), b"second");
+        assert_eq!(
+            std::fs::read(root.join("dicom/a/b/2.dcm")).unwrap(),
+            b"second"
+        );
         // Nothing to move: an error, and no folder made for it.
         assert!(place(root, &root.join("gone"), &root.join("dicom/z/3.dcm")).is_err());
         assert!(!root.join("dicom/z").exists());
