@@ -167,8 +167,8 @@ pub(crate) enum Synchronous {
     Normal,
 }
 
-/// The result of `work`, written against [`Exec`], on a [`SqliteTx`]: its
-/// statements run as it is polled, so one poll finishes it.
+/// The result of `work`, written against [`Exec`], on a [`SqliteTx`]: each
+/// statement runs when it is called, so one poll finishes it.
 pub(crate) fn now<T, E: From<StoreError>>(
     work: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
