@@ -176,3 +176,84 @@ pub(crate) fn now<T, E: From<StoreError>>(
         Err(StoreError::Config("a SQLite write waited for something".into()).into())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn writer() -> (tempfile::TempDir, Arc<SqliteWriter>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL)")
+            .unwrap();
+        (dir, SqliteWriter::new(path))
+    }
+
+    fn insert(v: i64) -> Sql {
+        Sql::new("INSERT INTO t (v) VALUES ($1)").arg(v)
+    }
+
+    async fn values(writer: &Arc<SqliteWriter>) -> Vec<i64> {
+        writer
+            .transaction(Synchronous::Full, |tx| {
+                now(async {
+                    let sql = Sql::new("SELECT v FROM t ORDER BY v");
+                    Ok::<_, StoreError>(Some(tx.rows(sql, |row| row.get("v")).await?))
+                })
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn some_commits_and_none_or_an_error_rolls_back() {
+        let (_dir, writer) = writer().await;
+        let commit = |v: i64, answer: Option<()>| {
+            writer.transaction(Synchronous::Full, move |tx| {
+                now(async {
+                    tx.execute(insert(v)).await?;
+                    Ok::<_, StoreError>(answer)
+                })
+            })
+        };
+        assert_eq!(commit(1, Some(())).await.unwrap(), Some(()));
+        assert_eq!(commit(2, None).await.unwrap(), None);
+        let failed = writer
+            .transaction(Synchronous::Normal, |tx| {
+                now(async {
+                    tx.execute(insert(3)).await?;
+                    // NOT NULL: the statement fails after the first one ran.
+                    tx.execute(Sql::new("INSERT INTO t (v) VALUES (NULL)"))
+                        .await?;
+                    Ok::<_, StoreError>(Some(()))
+                })
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(values(&writer).await, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_panic_inside_a_transaction_leaves_the_writer_usable() {
+        let (_dir, writer) = writer().await;
+        let panicked = writer
+            .transaction(Synchronous::Full, |tx| -> Result<Option<()>, StoreError> {
+                now(tx.execute(insert(7)))?;
+                panic!("a bug in the work");
+            })
+            .await;
+        assert!(panicked.is_err());
+        writer
+            .transaction(Synchronous::Full, |tx| {
+                now(async {
+                    tx.execute(insert(8)).await?;
+                    Ok::<_, StoreError>(Some(()))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(values(&writer).await, vec![8]);
+    }
+}
