@@ -60,9 +60,6 @@ impl Store {
         // kinds. A FULL commit in WAL mode syncs the log and so flushes earlier
         // NORMAL commits too; a synchronous commit on PostgreSQL likewise.
         if let Some(writer) = &self.sqlite_audit_writer {
-            // Holding sqlx's one connection to the file keeps the two writers
-            // from contending for its lock.
-            let _turn = self.audit_write.acquire().await?;
             let commit = match flush {
                 Flush::Now => Synchronous::Full,
                 Flush::Later => Synchronous::Normal,

@@ -259,7 +259,6 @@ impl Store {
     ) -> Result<Indexed, Error> {
         let job = IndexJob {
             org_id,
-            org: org_id.to_string(),
             new: new.clone(),
             api_key: created_by_api_key.copied(),
             enrichment: enrichment.cloned().unwrap_or_default(),
@@ -268,9 +267,6 @@ impl Store {
         };
         let done = match &self.sqlite_writer {
             Some(writer) => {
-                // Holding sqlx's one write connection keeps the two writers
-                // from contending for SQLite's lock.
-                let _turn = self.write.acquire().await.map_err(StoreError::from)?;
                 writer
                     .transaction(Synchronous::Full, move |tx| exec::now(job.run(tx)))
                     .await?
@@ -310,7 +306,6 @@ impl Store {
 /// One instance to index, owned so that SQLite's blocking thread can take it.
 struct IndexJob {
     org_id: OrgId,
-    org: String,
     new: IndexedInstance,
     api_key: Option<ApiKeyId>,
     enrichment: Enrichment,
@@ -332,7 +327,8 @@ impl IndexJob {
     /// The transaction's statements; `None` when the instance is already
     /// indexed (the caller rolls back the counts taken before that was known).
     async fn run<E: Exec>(&self, tx: &mut E) -> Result<Option<IndexDone>, Error> {
-        let (org, new, now) = (self.org.as_str(), &self.new, self.now);
+        let org = &self.org_id.to_string();
+        let (new, now) = (&self.new, self.now);
         let (study, series, instance) = (&new.study, &new.series, &new.instance);
         // A repeated instance rolls all of this back, so counting first is safe.
         let mut new_series = false;

@@ -11,6 +11,7 @@ use crate::StoreError;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use rusqlite::{Connection, OpenFlags};
+use sqlx::AnyPool;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -74,18 +75,21 @@ impl Exec for SqliteTx<'_> {
     }
 }
 
-/// One read-write rusqlite connection to the main SQLite file, opened when
-/// first needed. Callers hold the sqlx write pool's one connection while they
-/// use it, so the two never contend for SQLite's write lock.
+/// One read-write rusqlite connection to a SQLite file, opened when first
+/// needed. It writes only while it holds `turn`'s one connection (the sqlx
+/// write pool of the same file), so the two writers never contend for
+/// SQLite's write lock.
 pub(crate) struct SqliteWriter {
     path: PathBuf,
+    turn: AnyPool,
     connection: Mutex<Option<Connection>>,
 }
 
 impl SqliteWriter {
-    pub(crate) fn new(path: PathBuf) -> Arc<SqliteWriter> {
+    pub(crate) fn new(path: PathBuf, turn: AnyPool) -> Arc<SqliteWriter> {
         Arc::new(SqliteWriter {
             path,
+            turn,
             connection: Mutex::new(None),
         })
     }
@@ -103,8 +107,11 @@ impl SqliteWriter {
         E: From<StoreError> + Send + 'static,
         W: FnOnce(&mut SqliteTx<'_>) -> Result<Option<T>, E> + Send + 'static,
     {
+        let turn = self.turn.acquire().await.map_err(StoreError::from)?;
         let writer = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
+            // Held until the transaction ends, even if the caller stops waiting.
+            let _turn = turn;
             let mut slot = writer.connection.lock().unwrap_or_else(|e| e.into_inner());
             let conn = match slot.take() {
                 // A `work` that panicked left its transaction open.
@@ -187,7 +194,13 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL)")
             .unwrap();
-        (dir, SqliteWriter::new(path))
+        sqlx::any::install_default_drivers();
+        let turn = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        (dir, SqliteWriter::new(path, turn))
     }
 
     fn insert(v: i64) -> Sql {

@@ -151,12 +151,13 @@ impl Store {
         };
         let readers = options.max_connections.max(1);
         let audit_path = Store::sqlite_audit_path(path);
+        let (write, audit_write) = (pool(path, 1)?, pool(&audit_path, 1)?);
         let store = Store {
             dialect: Dialect::Sqlite,
             read: pool(path, readers)?,
-            write: pool(path, 1)?,
+            write: write.clone(),
             audit_read: pool(&audit_path, readers)?,
-            audit_write: pool(&audit_path, 1)?,
+            audit_write: audit_write.clone(),
             needle_plans: Default::default(),
             outbox_ready: Default::default(),
             changes: changes::Changes::new(None),
@@ -165,8 +166,8 @@ impl Store {
                 readers,
                 options.acquire_timeout,
             )),
-            sqlite_writer: Some(exec::SqliteWriter::new(path.to_owned())),
-            sqlite_audit_writer: Some(exec::SqliteWriter::new(audit_path.clone())),
+            sqlite_writer: Some(exec::SqliteWriter::new(path.to_owned(), write)),
+            sqlite_audit_writer: Some(exec::SqliteWriter::new(audit_path.clone(), audit_write)),
         };
         // Writers first: they create the files and switch them to WAL.
         sqlx::migrate!("./migrations/sqlite")
