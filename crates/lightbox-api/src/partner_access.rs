@@ -583,7 +583,10 @@ async fn fetch_one(
             None => ended = true,
         }
     };
-    let mut spool = state.ingest.spool(parsed.meta).map_err(|e| e.to_string())?;
+    let mut spool = state
+        .ingest
+        .spool(delivery, parsed.meta)
+        .map_err(|e| e.to_string())?;
     spool
         .write(&head[parsed.data_start..])
         .await

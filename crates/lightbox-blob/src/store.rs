@@ -345,6 +345,16 @@ impl BlobStore {
         }
     }
 
+    /// The local backend's files, for a caller already on a blocking thread
+    /// (so that storing a file it just wrote costs no further hand-off);
+    /// None on S3.
+    pub fn local_files(&self) -> Option<LocalFiles> {
+        match &self.backend {
+            Backend::Local { root } => Some(LocalFiles { root: root.clone() }),
+            Backend::S3 { .. } => None,
+        }
+    }
+
     /// Makes the complete, synced file at `path` the object `key`, and
     /// removes `path`: a rename on the local backend, an upload on S3 (in
     /// parts, never whole in memory). The object appears whole or not at all.
@@ -352,10 +362,14 @@ impl BlobStore {
         let size = match &self.backend {
             Backend::Local { root } => {
                 // One trip to a blocking thread.
-                let (root, dest, path) = (root.clone(), root.join(key), path.to_owned());
+                let (files, key, path) = (
+                    LocalFiles { root: root.clone() },
+                    key.to_owned(),
+                    path.to_owned(),
+                );
                 tokio::task::spawn_blocking(move || {
                     let size = std::fs::metadata(&path)?.len();
-                    place(&root, &path, &dest)?;
+                    files.put_file(&key, &path)?;
                     Ok::<_, std::io::Error>(size)
                 })
                 .await
@@ -693,6 +707,20 @@ impl TempFile {
         .await
         .map_err(std::io::Error::other)?;
         Ok(placed?)
+    }
+}
+
+/// The local backend's folder, used from a blocking thread.
+#[derive(Debug, Clone)]
+pub struct LocalFiles {
+    root: PathBuf,
+}
+
+impl LocalFiles {
+    /// [`BlobStore::put_file`], blocking: moves the complete, synced file at
+    /// `path` (on the same file system) to the object `key`.
+    pub fn put_file(&self, key: &str, path: &Path) -> std::io::Result<()> {
+        place(&self.root, path, &self.root.join(key))
     }
 }
 

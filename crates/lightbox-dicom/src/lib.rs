@@ -29,5 +29,7 @@ pub mod protocol;
 pub mod render;
 pub mod scp;
 
-pub use ingest::{Delivery, EnrichHook, Ingest, IngestConfig, IngestError, NewStudyQuery, Outcome};
+pub use ingest::{
+    Delivery, EnrichHook, Incoming, Ingest, IngestConfig, IngestError, NewStudyQuery, Outcome,
+};
 pub use scp::{serve, ScpConfig};

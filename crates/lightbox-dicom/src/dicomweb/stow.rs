@@ -143,7 +143,7 @@ async fn store_part(
         }
     };
     let meta = parsed.meta.clone();
-    let mut spool = match ingest.spool(parsed.meta) {
+    let mut spool = match ingest.spool(delivery, parsed.meta) {
         Ok(spool) => spool,
         Err(e) => {
             drain(&mut field, max_body).await?;
@@ -173,10 +173,7 @@ async fn store_part(
     })
 }
 
-async fn spool_write(
-    spool: &mut crate::ingest::spool::Spool,
-    bytes: &[u8],
-) -> Result<(), IngestError> {
+async fn spool_write(spool: &mut crate::ingest::Incoming, bytes: &[u8]) -> Result<(), IngestError> {
     spool.write(bytes).await.map_err(IngestError::from)
 }
 

@@ -24,7 +24,7 @@ use lightbox_domain::audit::{ActorKind, AuditEvent, AuditEventId, Outcome as Aud
 use lightbox_domain::dicom::{DicomSource, IndexedInstance};
 use lightbox_domain::webhook::Enrichment;
 use lightbox_domain::{ApiKeyId, OrgId, StudyId, Timestamp};
-use lightbox_store::{Indexed, Store};
+use lightbox_store::{Indexed, Store, StoreError, StoredInstance};
 use spool::{MetaInfo, Spool, SpoolError};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -109,6 +109,32 @@ pub struct InstanceIds {
     pub series_instance_uid: String,
     pub sop_instance_uid: String,
     pub sop_class_uid: String,
+}
+
+impl InstanceIds {
+    fn of(indexed: &IndexedInstance) -> InstanceIds {
+        InstanceIds {
+            study_instance_uid: indexed.study.study_instance_uid.clone(),
+            series_instance_uid: indexed.series.series_instance_uid.clone(),
+            sop_instance_uid: indexed.instance.sop_instance_uid.clone(),
+            sop_class_uid: indexed.instance.sop_class_uid.clone(),
+        }
+    }
+}
+
+/// An instance being received: its spool, and the index's answer to
+/// whether its SOP Instance UID is stored already, asked when the instance
+/// began to arrive so that it is ready when the last byte is.
+pub struct Incoming {
+    spool: Spool,
+    stored: tokio::task::JoinHandle<Result<Option<StoredInstance>, StoreError>>,
+}
+
+impl Incoming {
+    /// Appends data set bytes (see [`Spool::write`]).
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), SpoolError> {
+        self.spool.write(bytes).await
+    }
 }
 
 /// Why an instance was not stored, in terms both DIMSE and STOW can render.
@@ -211,18 +237,27 @@ impl Ingest {
         (self.audit)(event)
     }
 
-    /// Starts spooling a data set described by `meta`.
-    pub fn spool(&self, meta: MetaInfo) -> Result<Spool, IngestError> {
-        Ok(Spool::create(
-            &self.config.spool_dir,
-            meta,
-            self.config.max_instance_bytes,
-        )?)
+    /// Starts receiving a data set described by `meta`, and asks the index
+    /// meanwhile whether its SOP Instance UID is stored already (must be
+    /// called within the tokio runtime).
+    pub fn spool(&self, delivery: &Delivery, meta: MetaInfo) -> Result<Incoming, IngestError> {
+        let (store, org, uid) = (
+            self.store.clone(),
+            delivery.org_id,
+            meta.sop_instance_uid.clone(),
+        );
+        let spool = Spool::create(&self.config.spool_dir, meta, self.config.max_instance_bytes)?;
+        let stored = tokio::spawn(async move { store.dicom_instance(org, &uid).await });
+        Ok(Incoming { spool, stored })
     }
 
-    /// Checks, stores and indexes a complete spool.
-    pub async fn finish(&self, delivery: &Delivery, spool: Spool) -> Result<Outcome, IngestError> {
-        let result = self.finish_inner(delivery, spool).await;
+    /// Checks, stores and indexes a complete instance.
+    pub async fn finish(
+        &self,
+        delivery: &Delivery,
+        incoming: Incoming,
+    ) -> Result<Outcome, IngestError> {
+        let result = self.finish_inner(delivery, incoming).await;
         let (outcome, resource, status) = match &result {
             Ok(o) => (
                 AuditOutcome::Success,
@@ -249,37 +284,49 @@ impl Ingest {
     async fn finish_inner(
         &self,
         delivery: &Delivery,
-        spool: Spool,
+        incoming: Incoming,
     ) -> Result<Outcome, IngestError> {
-        let max = self.config.max_instance_bytes;
-        let dir = self.config.spool_dir.clone();
-        // Checked on the thread that synced it, from memory when it is there.
-        let (spooled, checked) = spool
-            .finish(move |spooled, bytes| check(spooled, bytes, max, &dir))
-            .await?;
-        let mut indexed = checked?;
-        let ids = InstanceIds {
-            study_instance_uid: indexed.study.study_instance_uid.clone(),
-            series_instance_uid: indexed.series.series_instance_uid.clone(),
-            sop_instance_uid: indexed.instance.sop_instance_uid.clone(),
-            sop_class_uid: indexed.instance.sop_class_uid.clone(),
-        };
-        if let Some(expected) = &delivery.expected_study {
-            if *expected != ids.study_instance_uid {
-                return Err(IngestError::WrongStudy {
-                    expected: expected.clone(),
-                    got: ids.study_instance_uid,
-                });
-            }
-        }
-        let org = delivery.org_id;
         let storage = |e: &dyn std::fmt::Display| IngestError::Storage(e.to_string());
-        if let Some(existing) = self
-            .store
-            .dicom_instance(org, &ids.sop_instance_uid)
+        let Incoming { spool, stored } = incoming;
+        // Asked while the instance arrived: ready by now.
+        let stored = stored
             .await
             .map_err(|e| storage(&e))?
-        {
+            .map_err(|e| storage(&e))?;
+        let org = delivery.org_id;
+        let max = self.config.max_instance_bytes;
+        let dir = self.config.spool_dir.clone();
+        let expected_study = delivery.expected_study.clone();
+        // A new instance on the local backend is moved into place on the
+        // thread that synced it: one hand-off for the file, not two.
+        let local = self.blobs.local_files().filter(|_| stored.is_none());
+        let (spooled, checked) = spool
+            .finish(move |spooled, bytes| {
+                let indexed = check(spooled, bytes, max, &dir)?;
+                let ids = InstanceIds::of(&indexed);
+                if let Some(expected) = expected_study {
+                    if expected != ids.study_instance_uid {
+                        return Err(IngestError::WrongStudy {
+                            expected,
+                            got: ids.study_instance_uid,
+                        });
+                    }
+                }
+                let placed = match local {
+                    Some(files) => {
+                        let key = blob_key(org, &ids, &spooled.sha256);
+                        files
+                            .put_file(&key, spooled.path.path())
+                            .map_err(|e| IngestError::Storage(format!("blob {key}: {e}")))?;
+                        true
+                    }
+                    None => false,
+                };
+                Ok((indexed, ids, placed))
+            })
+            .await?;
+        let (mut indexed, ids, placed) = checked?;
+        if let Some(existing) = stored {
             return Ok(repeat_outcome(&existing.sha256, &spooled.sha256, ids));
         }
         let key = blob_key(org, &ids, &spooled.sha256);
@@ -287,10 +334,12 @@ impl Ingest {
         indexed.instance.size_bytes = spooled.file_len as i64;
         indexed.instance.sha256 = spooled.sha256.clone();
         indexed.instance.blob_key = key.clone();
-        self.blobs
-            .put_file(&key, spooled.path.path())
-            .await
-            .map_err(|e| storage(&e))?;
+        if !placed {
+            self.blobs
+                .put_file(&key, spooled.path.path())
+                .await
+                .map_err(|e| storage(&e))?;
+        }
         spooled.path.keep();
         let api_key = match &delivery.source {
             DicomSource::Stow { api_key_id } => Some(api_key_id),

@@ -6,8 +6,8 @@
 //! than one per buffer; a larger one is written out [`SPILL`] at a time.
 //!
 //! On Linux the file is written with `O_DIRECT`, from a block-aligned
-//! buffer the spool reuses, whole blocks at a time (the last one padded,
-//! then the file cut to its length): the bytes go to the disk without being
+//! buffer the spool reuses, whole blocks at a time (the last part block
+//! through the page cache): the bytes go to the disk without being
 //! copied into the page cache first. That copy was the largest single cost
 //! of ingest (perf: 42 % of the receiver's CPU for 2 MiB instances); on a
 //! VM whose host backs guest memory lazily, every fresh page-cache page is
@@ -67,8 +67,8 @@ pub struct Spool {
 /// The disk block `O_DIRECT` writes are aligned to (4096 covers 512-byte
 /// and 4K-sector disks).
 const BLOCK: usize = 4096;
-/// Room for [`SPILL`] bytes at a block boundary, plus the last block's padding.
-const CAPACITY: usize = SPILL + 2 * BLOCK;
+/// Room for [`SPILL`] bytes from a block boundary.
+const CAPACITY: usize = SPILL + BLOCK;
 
 /// An open spool file.
 struct Out {
@@ -119,9 +119,10 @@ impl Out {
 
     /// Writes `pending[start..]`. Unless `last`, it is emptied, except that
     /// with `O_DIRECT` only whole blocks are written and the rest is kept at
-    /// `start`. The `last` write (padded with zeros to a whole block for
-    /// `O_DIRECT`: the caller cuts the file to its length) leaves the bytes
-    /// in `pending` for whoever reads them next.
+    /// `start`. The `last` write leaves the bytes in `pending` for whoever
+    /// reads them next; with `O_DIRECT`, its part block goes through the page
+    /// cache (padding it and cutting the file back cost more: a truncate is
+    /// a metadata change of its own).
     fn write(&mut self, pending: &mut Vec<u8>, start: usize, last: bool) -> Result<(), SpoolError> {
         let len = pending.len() - start;
         if !self.direct {
@@ -130,9 +131,12 @@ impl Out {
                 pending.truncate(start);
             }
         } else if last {
-            pending.resize(start + len.div_ceil(BLOCK) * BLOCK, 0);
-            self.write_blocks(&pending[start..])?;
-            pending.truncate(start + len);
+            let whole = len / BLOCK * BLOCK;
+            self.write_blocks(&pending[start..start + whole])?;
+            if whole < len {
+                self.buffered()?;
+                self.file.write_all(&pending[start + whole..])?;
+            }
         } else {
             let whole = len / BLOCK * BLOCK;
             self.write_blocks(&pending[start..start + whole])?;
@@ -147,14 +151,23 @@ impl Out {
             // Opened with O_DIRECT but refused at the write (some FUSE and
             // network filesystems): the rest goes through the page cache.
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-                self.file = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(self.path.path())?;
-                self.direct = false;
+                self.buffered()?;
                 Ok(self.file.write_all(blocks)?)
             }
             written => Ok(written?),
         }
+    }
+
+    /// Goes on through the page cache, appending (a file written with
+    /// `O_DIRECT` so far holds whole blocks: its end is where the rest goes).
+    fn buffered(&mut self) -> Result<(), SpoolError> {
+        if self.direct {
+            self.file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(self.path.path())?;
+            self.direct = false;
+        }
+        Ok(())
     }
 }
 
@@ -343,8 +356,6 @@ impl Spool {
             let whole = out.is_none();
             let mut out = Out::or_create(out, &dir, aligned)?;
             out.write(&mut pending, start, true)?;
-            // Cuts O_DIRECT's padding of the last block.
-            out.file.set_len(file_len)?;
             out.file.sync_all()?;
             let spooled = Spooled {
                 path: out.path,
@@ -474,7 +485,6 @@ mod tests {
                 &sent[6000 - kept..],
                 "the last bytes stay"
             );
-            out.file.set_len(sent.len() as u64).unwrap();
             assert_eq!(std::fs::read(out.path.path()).unwrap(), sent);
         }
     }

@@ -2,8 +2,8 @@
 //! then answer C-ECHO and C-STORE requests until release, abort or timeout.
 
 use super::{Access, Decision, Routes, ScpConfig};
-use crate::ingest::spool::{MetaInfo, Spool};
-use crate::ingest::{audit_event, Delivery, Ingest};
+use crate::ingest::spool::MetaInfo;
+use crate::ingest::{audit_event, Delivery, Incoming, Ingest};
 use crate::protocol::command::{field, Command};
 use crate::protocol::dimse::{Assembler, Event};
 use crate::protocol::status;
@@ -27,7 +27,7 @@ struct Pending {
     context_id: u8,
     command: Command,
     /// None when the request is already refused: its data is read and dropped.
-    spool: Option<Spool>,
+    spool: Option<Incoming>,
     refusal: u16,
 }
 
@@ -284,7 +284,7 @@ async fn start(
         transfer_syntax_uid: ts,
         source_ae_title: calling,
     };
-    match ingest.spool(meta) {
+    match ingest.spool(delivery, meta) {
         Ok(spool) => request.spool = Some(spool),
         Err(e) => {
             tracing::warn!(error = %e, "dicom: cannot start an instance");
