@@ -48,14 +48,17 @@ pub struct MetaInfo {
 }
 
 pub struct Spool {
-    dir: PathBuf,
-    /// The file, once something has been written to it.
-    out: Option<Out>,
+    /// The file, created on a blocking thread while the first bytes arrive
+    /// (creating a file is a few hundred microseconds of file system work
+    /// that need not wait for the last byte); None past the size cap.
+    file: Option<SpoolFile>,
     /// Bytes not yet written (the file meta first, then data set bytes),
     /// from `pending[start..]`; `start` puts them on a block boundary. Its
     /// capacity is fixed ([`CAPACITY`]): it never moves.
     pending: Vec<u8>,
     start: usize,
+    /// Whether bytes have been written out before the end.
+    spilled: bool,
     hasher: Sha256,
     meta: MetaInfo,
     /// Where the data set starts in the file.
@@ -70,6 +73,11 @@ const BLOCK: usize = 4096;
 /// Room for [`SPILL`] bytes from a block boundary.
 const CAPACITY: usize = SPILL + BLOCK;
 
+enum SpoolFile {
+    Creating(tokio::task::JoinHandle<Result<Out, SpoolError>>),
+    Open(Out),
+}
+
 /// An open spool file.
 struct Out {
     path: SpoolPath,
@@ -79,14 +87,6 @@ struct Out {
 }
 
 impl Out {
-    /// `out`, or a new file in `dir` when nothing has been written yet.
-    fn or_create(out: Option<Out>, dir: &Path, aligned: bool) -> Result<Out, SpoolError> {
-        match out {
-            Some(out) => Ok(out),
-            None => Out::create(dir, aligned),
-        }
-    }
-
     fn create(dir: &Path, aligned: bool) -> Result<Out, SpoolError> {
         let path = dir.join(format!("{SPOOL_PREFIX}{}", uuid::Uuid::new_v4().simple()));
         let mut options = std::fs::OpenOptions::new();
@@ -252,6 +252,10 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| SpoolError::Io(std::io::Error::other(e)))?
 }
 
+fn is_aligned(buffer: &[u8], start: usize) -> bool {
+    buffer.as_ptr().wrapping_add(start) as usize % BLOCK == 0
+}
+
 /// An empty buffer of [`CAPACITY`] and where in it a block boundary is
 /// (0 when there is none to be found: the file then goes through the page
 /// cache).
@@ -264,17 +268,21 @@ fn aligned_buffer() -> (Vec<u8>, usize) {
 }
 
 impl Spool {
-    /// Starts a spool for `meta`; its file in `dir` is created when the
-    /// first bytes are written out.
+    /// Starts a spool for `meta`, and its file in `dir` (in the background:
+    /// must be called within the tokio runtime).
     pub fn create(dir: &Path, meta: MetaInfo, max_data_len: u64) -> Result<Spool, SpoolError> {
         let head = part10_head(&meta)?;
         let (mut pending, start) = aligned_buffer();
         pending.extend_from_slice(&head);
+        let (dir, aligned) = (dir.to_owned(), is_aligned(&pending, start));
+        // Dropped before it is done (an abort), the task's file is dropped
+        // with its result, which removes it.
+        let creating = tokio::task::spawn_blocking(move || Out::create(&dir, aligned));
         Ok(Spool {
-            dir: dir.to_owned(),
-            out: None,
+            file: Some(SpoolFile::Creating(creating)),
             pending,
             start,
+            spilled: false,
             hasher: Sha256::new(),
             meta,
             data_start: head.len() as u64,
@@ -283,8 +291,17 @@ impl Spool {
         })
     }
 
-    fn aligned(&self) -> bool {
-        self.pending.as_ptr().wrapping_add(self.start) as usize % BLOCK == 0
+    /// The open file (waiting for its creation if need be).
+    async fn take_file(&mut self) -> Result<Out, SpoolError> {
+        match self.file.take() {
+            Some(SpoolFile::Open(out)) => Ok(out),
+            Some(SpoolFile::Creating(task)) => task
+                .await
+                .map_err(|e| SpoolError::Io(std::io::Error::other(e)))?,
+            None => Err(SpoolError::TooLarge {
+                max: self.max_data_len,
+            }),
+        }
     }
 
     /// Appends data set bytes. Past the cap, bytes are only counted.
@@ -295,7 +312,7 @@ impl Spool {
             if within {
                 // Free the memory and the disk now; the rest is counted and dropped.
                 self.pending = Vec::new();
-                self.out = None;
+                self.file = None;
             }
             return Ok(());
         }
@@ -315,16 +332,16 @@ impl Spool {
 
     /// Writes out what is pending (whole blocks of it, with `O_DIRECT`).
     async fn spill(&mut self) -> Result<(), SpoolError> {
-        let (dir, aligned, start) = (self.dir.clone(), self.aligned(), self.start);
-        let out = self.out.take();
+        let start = self.start;
+        let mut out = self.take_file().await?;
         let mut pending = std::mem::take(&mut self.pending);
         let (out, pending) = blocking(move || {
-            let mut out = Out::or_create(out, &dir, aligned)?;
             out.write(&mut pending, start, false)?;
             Ok((out, pending))
         })
         .await?;
-        self.out = Some(out);
+        self.file = Some(SpoolFile::Open(out));
+        self.spilled = true;
         self.pending = pending;
         Ok(())
     }
@@ -346,15 +363,14 @@ impl Spool {
                 max: self.max_data_len,
             });
         }
-        let (dir, aligned, start) = (self.dir.clone(), self.aligned(), self.start);
-        let out = self.out.take();
+        let start = self.start;
+        let mut out = self.take_file().await?;
+        let whole = !self.spilled;
         let mut pending = std::mem::take(&mut self.pending);
         let (meta, data_start) = (self.meta.clone(), self.data_start);
         let file_len = data_start + self.data_len;
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
         blocking(move || {
-            let whole = out.is_none();
-            let mut out = Out::or_create(out, &dir, aligned)?;
             out.write(&mut pending, start, true)?;
             out.file.sync_all()?;
             let spooled = Spooled {
@@ -423,7 +439,14 @@ mod tests {
             spool.finish(|_, _| ()).await,
             Err(SpoolError::TooLarge { max: 4 })
         ));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // The file may still have been in the making: it goes when it is made.
+        for _ in 0..100 {
+            if std::fs::read_dir(dir.path()).unwrap().count() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the spool file of a refused instance stayed");
     }
 
     #[tokio::test]
