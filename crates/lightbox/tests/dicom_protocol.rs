@@ -173,14 +173,16 @@ async fn split_commands_and_small_pdus_are_reassembled() {
             .unwrap();
     }
     assert_eq!(dcm::response(&mut assoc), (4242, 0x0000));
-    // A PDU over the receiver's maximum ends the association.
+    // A PDU over the receiver's maximum ends the association: it aborts,
+    // from the PDU's header, without waiting for the rest.
     let mut oversized = vec![0x04, 0x00];
     oversized.extend_from_slice(&20_000u32.to_be_bytes());
     oversized.resize(6 + 20_000, 0);
-    assoc.inner_stream().write_all(&oversized).unwrap();
+    assoc.inner_stream().write_all(&oversized[..6]).unwrap();
+    let answer = assoc.receive();
     assert!(
-        !matches!(assoc.receive(), Ok(Pdu::PData { .. })),
-        "a 20 KB PDU was taken by a 16 KiB receiver"
+        matches!(answer, Ok(Pdu::AbortRQ { .. })),
+        "a 20 KB PDU announced to a 16 KiB receiver: {answer:?}"
     );
 
     let folder = test_files().join("dicomdirtests/77654033");

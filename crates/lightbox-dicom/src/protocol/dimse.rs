@@ -4,7 +4,9 @@
 //! receiver can stream them to disk: an instance is never held whole here.
 
 use super::command::{Command, CommandError};
-use dicom_ul::pdu::{PDataValue, PDataValueType};
+use super::pdu::Value;
+use bytes::Bytes;
+use dicom_ul::pdu::PDataValueType;
 
 /// The largest command set accepted; real ones are a few hundred bytes.
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -17,7 +19,7 @@ pub enum Event {
     /// A fragment of the data set that follows the last command.
     Data {
         context_id: u8,
-        bytes: Vec<u8>,
+        bytes: Bytes,
         last: bool,
     },
 }
@@ -49,9 +51,9 @@ impl Assembler {
     }
 
     /// Feeds one PDV; returns the event it completes, if any.
-    pub fn push(&mut self, pdv: PDataValue) -> Result<Option<Event>, ProtocolError> {
-        let context_id = pdv.presentation_context_id;
-        match pdv.value_type {
+    pub fn push(&mut self, pdv: Value) -> Result<Option<Event>, ProtocolError> {
+        let context_id = pdv.context_id;
+        match pdv.kind {
             PDataValueType::Command => {
                 if let Some(expected) = self.data_context {
                     return Err(ProtocolError::Interleaved {
@@ -70,7 +72,7 @@ impl Assembler {
                 }
                 self.command_context = Some(context_id);
                 self.command.extend_from_slice(&pdv.data);
-                if !pdv.is_last {
+                if !pdv.last {
                     return Ok(None);
                 }
                 let bytes = std::mem::take(&mut self.command);
@@ -88,13 +90,13 @@ impl Assembler {
                 if self.data_context != Some(context_id) {
                     return Err(ProtocolError::UnexpectedData(context_id));
                 }
-                if pdv.is_last {
+                if pdv.last {
                     self.data_context = None;
                 }
                 Ok(Some(Event::Data {
                     context_id,
                     bytes: pdv.data,
-                    last: pdv.is_last,
+                    last: pdv.last,
                 }))
             }
         }
@@ -130,12 +132,12 @@ mod tests {
         bytes
     }
 
-    fn pdv(context: u8, kind: PDataValueType, last: bool, data: &[u8]) -> PDataValue {
-        PDataValue {
-            presentation_context_id: context,
-            value_type: kind,
-            is_last: last,
-            data: data.to_vec(),
+    fn pdv(context: u8, kind: PDataValueType, last: bool, data: &[u8]) -> Value {
+        Value {
+            context_id: context,
+            kind,
+            last,
+            data: Bytes::copy_from_slice(data),
         }
     }
 

@@ -4,4 +4,5 @@
 
 pub mod command;
 pub mod dimse;
+pub mod pdu;
 pub mod status;

@@ -6,10 +6,11 @@ use crate::ingest::spool::MetaInfo;
 use crate::ingest::{audit_event, Delivery, Incoming, Ingest};
 use crate::protocol::command::{field, Command};
 use crate::protocol::dimse::{Assembler, Event};
+use crate::protocol::pdu::{self, Received};
 use crate::protocol::status;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::association::server::AsyncServerAssociation;
-use dicom_ul::association::Association as _;
+use dicom_ul::association::{Association as _, AsyncAssociation as _};
 use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
 use dicom_ul::{Pdu, ServerAssociationOptions};
 use lightbox_domain::audit::Outcome as AuditOutcome;
@@ -159,24 +160,24 @@ async fn serve_requests(
         let wait = config
             .idle_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
-        let pdu = match tokio::time::timeout(wait, assoc.receive()).await {
+        // Whatever was arriving when the association ends is dropped with `pending`.
+        let pdu = match tokio::time::timeout(wait, receive(assoc)).await {
             Err(_) if Instant::now() >= deadline => {
                 return Ended::Abort("association time limit".into())
             }
             Err(_) => return Ended::Abort("idle timeout".into()),
-            Ok(Err(e)) => {
-                // A closed socket or a PDU over our maximum: whatever was
-                // arriving is dropped with `pending`.
+            Ok(Err(Failed::Socket(e))) => {
                 tracing::info!(error = %e, "dicom: association ended");
                 return Ended::Closed;
             }
+            Ok(Err(Failed::Protocol(e))) => return Ended::Abort(e.to_string()),
             Ok(Ok(pdu)) => pdu,
         };
         let values = match pdu {
-            Pdu::PData { data } => data,
-            Pdu::ReleaseRQ => return Ended::Released,
-            Pdu::AbortRQ { .. } => return Ended::Aborted,
-            other => {
+            Received::Data(values) => values,
+            Received::Other(Pdu::ReleaseRQ) => return Ended::Released,
+            Received::Other(Pdu::AbortRQ { .. }) => return Ended::Aborted,
+            Received::Other(other) => {
                 return Ended::Abort(
                     format!("unexpected PDU {other:?}")
                         .chars()
@@ -228,6 +229,37 @@ async fn serve_requests(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Bytes asked of the socket at a time, at least.
+const READ_AHEAD: usize = 64 * 1024;
+
+enum Failed {
+    Socket(std::io::Error),
+    Protocol(pdu::PduError),
+}
+
+/// The next PDU, P-DATA split in place ([`pdu::take`]): dicom-ul's own
+/// `receive` copies every byte twice on the way.
+async fn receive(assoc: &mut AsyncServerAssociation<TcpStream>) -> Result<Received, Failed> {
+    use tokio::io::AsyncReadExt as _;
+    let max = assoc.acceptor_max_pdu_length();
+    loop {
+        let (socket, buffer) = assoc.get_mut();
+        let wanted = match pdu::take(buffer, max) {
+            Ok(Ok(received)) => return Ok(received),
+            Ok(Err(wanted)) => wanted,
+            Err(e) => return Err(Failed::Protocol(e)),
+        };
+        buffer.reserve(wanted.max(READ_AHEAD));
+        match socket.read_buf(buffer).await {
+            Ok(0) => {
+                return Err(Failed::Socket(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Failed::Socket(e)),
         }
     }
 }
