@@ -66,12 +66,7 @@ impl Store {
             };
             writer
                 .transaction(commit, move |tx| {
-                    exec::now(async {
-                        for insert in inserts {
-                            tx.execute(insert).await?;
-                        }
-                        Ok::<_, StoreError>(Some(()))
-                    })
+                    exec::now(async { execute_all(tx, inserts).await.map(Some) })
                 })
                 .await?;
             return Ok(());
@@ -82,9 +77,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        for insert in inserts {
-            insert.query().execute(&mut *tx).await?;
-        }
+        execute_all(&mut tx, inserts).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -184,6 +177,14 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// The statements, in order, on either driver's transaction.
+async fn execute_all<E: Exec>(tx: &mut E, statements: Vec<Sql>) -> Result<(), StoreError> {
+    for sql in statements {
+        tx.execute(sql).await?;
+    }
+    Ok(())
 }
 
 /// One multi-row INSERT of `events`.

@@ -312,9 +312,9 @@ impl Ingest {
                         });
                     }
                 }
+                let key = blob_key(org, &ids, &spooled.sha256);
                 let placed = match local {
                     Some(files) => {
-                        let key = blob_key(org, &ids, &spooled.sha256);
                         files
                             .put_file(&key, spooled.path.path())
                             .map_err(|e| IngestError::Storage(format!("blob {key}: {e}")))?;
@@ -322,14 +322,13 @@ impl Ingest {
                     }
                     None => false,
                 };
-                Ok((indexed, ids, placed))
+                Ok((indexed, ids, key, placed))
             })
             .await?;
-        let (mut indexed, ids, placed) = checked?;
+        let (mut indexed, ids, key, placed) = checked?;
         if let Some(existing) = stored {
             return Ok(repeat_outcome(&existing.sha256, &spooled.sha256, ids));
         }
-        let key = blob_key(org, &ids, &spooled.sha256);
         indexed.instance.transfer_syntax_uid = spooled.meta.transfer_syntax_uid.clone();
         indexed.instance.size_bytes = spooled.file_len as i64;
         indexed.instance.sha256 = spooled.sha256.clone();
